@@ -1,0 +1,106 @@
+"""Segmentation metrics from a confusion matrix, and the boundary F1 score.
+
+Conventions (the FCN paper, torchvision's reference scripts, MMSegmentation):
+the confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted
+as ``p``; pixels whose truth is the ignore label are left out of every count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """Confusion matrix (rows: truth, columns: prediction) over valid pixels.
+
+    Pixels whose truth equals ``ignore_index`` or lies outside ``[0, num_classes)``
+    are not counted; a prediction outside the range is an error.
+    """
+    pred = np.asarray(pred).reshape(-1).astype(np.int64)
+    target = np.asarray(target).reshape(-1).astype(np.int64)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction and truth differ in size: {pred.size} vs {target.size}")
+    valid = (target >= 0) & (target < num_classes)
+    if ignore_index is not None:
+        valid &= target != ignore_index
+    if pred[valid].size and (pred[valid].min() < 0 or pred[valid].max() >= num_classes):
+        raise ValueError("prediction has labels outside the label set")
+    return np.bincount(
+        num_classes * target[valid] + pred[valid], minlength=num_classes**2
+    ).reshape(num_classes, num_classes)
+
+
+def per_class_iou(cm: np.ndarray) -> np.ndarray:
+    """IoU = TP / (TP + FP + FN) per class; NaN where the class is absent from both."""
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    denom = cm.sum(0) + cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, tp / np.where(denom > 0, denom, 1), np.nan)
+
+
+def pixel_accuracy(cm: np.ndarray) -> float:
+    """Share of valid pixels whose predicted class is right."""
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total else float("nan")
+
+
+def mean_iou(cm: np.ndarray) -> float:
+    """Mean of the per-class IoUs over classes present in truth or prediction."""
+    ious = per_class_iou(cm)
+    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it (the inner boundary)."""
+    eroded = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1),
+                                    border_value=1)
+    return mask & ~eroded
+
+
+def default_boundary_tolerance(shape: tuple[int, int]) -> float:
+    """0.75 % of the image diagonal, the tolerance of Csurka et al.'s BF score."""
+    return 0.0075 * float(np.hypot(*shape))
+
+
+def boundary_f1_per_class(
+    pred: np.ndarray,
+    target: np.ndarray,
+    num_classes: int,
+    ignore_index: int | None = None,
+    tolerance: float | None = None,
+) -> np.ndarray:
+    """Boundary F1 (BF score, Csurka et al. 2013) of each class; NaN where absent.
+
+    A predicted boundary pixel counts as correct when a true boundary pixel of
+    the same class lies within ``tolerance`` pixels (Euclidean), and vice versa
+    for recall. Ignored pixels take no part: the prediction there is replaced by
+    the ignore label before boundaries are traced.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    if tolerance is None:
+        tolerance = default_boundary_tolerance(target.shape)
+    valid = np.ones(target.shape, dtype=bool)
+    if ignore_index is not None:
+        valid = target != ignore_index
+    scores = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        gt_c = (target == c) & valid
+        pr_c = (pred == c) & valid
+        if not gt_c.any() and not pr_c.any():
+            continue
+        gt_b = _boundary(gt_c)
+        pr_b = _boundary(pr_c)
+        if not gt_b.any() or not pr_b.any():
+            scores[c] = 0.0
+            continue
+        dist_to_gt = ndimage.distance_transform_edt(~gt_b)
+        dist_to_pr = ndimage.distance_transform_edt(~pr_b)
+        precision = float((dist_to_gt[pr_b] <= tolerance).mean())
+        recall = float((dist_to_pr[gt_b] <= tolerance).mean())
+        scores[c] = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return scores
