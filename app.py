@@ -1,0 +1,56 @@
+"""segdemo home page: what the app teaches, the compute device, links to every page."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from segdemo import devices, registry, weights
+from segdemo.ui import setup_page, tr
+
+# (page file, catalogue key of its title); pages are linked only once they exist.
+PAGES = (
+    ("pages/1_Segment.py", "page.segment"),
+    ("pages/2_FCN_Skip_Comparison.py", "page.fcn"),
+    ("pages/3_U-Net.py", "page.unet"),
+    ("pages/4_Evaluate.py", "page.evaluate"),
+    ("pages/5_Receptive_Field.py", "page.receptive_field"),
+    ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
+    ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
+    ("pages/8_Depthwise_Separable.py", "page.separable"),
+)
+
+settings = setup_page("app.title", show_model=False, show_overlay=False)
+here = Path(__file__).parent
+st.write(tr("home.intro"))
+
+st.subheader(tr("home.pages"))
+for path, key in PAGES:
+    if (here / path).exists():
+        st.page_link(path, label=tr(key))
+
+st.subheader(tr("home.device"))
+st.write(devices.device_name(settings.device))
+
+st.subheader(tr("home.models"))
+models = registry.list_models()
+
+
+def _weights_state(entry: registry.ModelEntry) -> str:
+    if entry.source == "segdemo":
+        return tr("home.weights.shipped")
+    return tr("home.weights.cached") if weights.locate(entry) else tr("home.weights.missing")
+
+
+st.caption(tr("home.models_caption", n=len(models), offline=sum(e.source == "segdemo" for e in models)))
+st.dataframe(
+    pd.DataFrame({
+        tr("home.col.model"): [e.display_name for e in models],
+        tr("home.col.labels"): [tr("labelset." + e.label_set_key) for e in models],
+        tr("home.col.miou"): [e.metrics.get("miou") for e in models],
+        tr("home.col.params"): [f"{e.num_params / 1e6:.1f} M" if e.num_params else "?" for e in models],
+        tr("home.col.weights"): [_weights_state(e) for e in models],
+    }),
+    column_config={tr("home.col.miou"): st.column_config.NumberColumn(format="percent")},
+    hide_index=True,
+)

@@ -1,0 +1,69 @@
+"""Segment: upload images, pick a model, see every class coloured over the image."""
+
+import pandas as pd
+import streamlit as st
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from segdemo import render, ui
+from segdemo.ui import tr
+
+settings = ui.setup_page("page.segment")
+images = ui.image_inputs("segment")
+if not images:
+    st.info(tr("input.none"))
+    st.stop()
+
+image = ui.choose_image(images, "segment_current")
+ui.show_image_notes(image)
+entry = settings.entry
+label_set = entry.label_set
+pred = ui.predict_cached(image, settings)
+ui.timing_caption(pred)
+
+st.session_state.setdefault("segment_view", "overlay")
+view = st.radio(tr("segment.view"), render.VIEWS, key="segment_view", horizontal=True,
+                format_func=lambda v: tr(f"segment.view.{v}"))
+
+areas = render.class_areas(pred.labels, label_set.num_classes)
+left, right = st.columns([3, 2])
+with right:
+    st.subheader(tr("segment.classes"))
+    st.caption(tr("segment.classes_help"))
+    hidden = set()
+    for cls, pixels, share in areas:
+        key = f"show_{label_set.key}_{cls}"
+        st.session_state.setdefault(key, cls != label_set.background_index)
+        if not st.checkbox(f"{ui.class_label(label_set.key, cls)} — {tr('segment.share', share=share, pixels=pixels)}",
+                           key=key):
+            hidden.add(cls)
+    ui.swatch_legend([(label_set.colors[c], ui.class_label(label_set.key, c), f"{s:.1%}") for c, _, s in areas])
+
+maps = {"confidence": pred.confidence, "entropy": pred.entropy} if view in ("confidence", "entropy") else {}
+composed = render.compose_view(view, image.rgb, pred.labels, label_set, settings.opacity, hidden,
+                               settings.outline, **maps)
+display = ui.to_display(composed, max_side=960)
+with left:
+    click = streamlit_image_coordinates(display, key="segment_click")
+    st.caption(tr("segment.heat_caption") if maps else tr("segment.click_hint"))
+
+with right:
+    if click:
+        scale = composed.shape[1] / click.get("width", display.shape[1])
+        xy = render.view_to_image_xy(view, int(click["x"] * scale), int(click["y"] * scale), image.rgb.shape[1])
+        if xy and xy[0] < image.rgb.shape[1] and xy[1] < image.rgb.shape[0]:
+            st.subheader(tr("segment.topk_title", x=xy[0], y=xy[1]))
+            top = pred.topk_at(*xy)
+            st.dataframe(
+                pd.DataFrame({tr("segment.col.class"): [ui.class_label(label_set.key, c) for c, _ in top],
+                              tr("segment.col.probability"): [p for _, p in top]}),
+                column_config={tr("segment.col.probability"): st.column_config.ProgressColumn(
+                    format="%.3f", min_value=0.0, max_value=1.0)},
+                hide_index=True,
+            )
+    stem = image.name.rsplit(".", 1)[0]
+    st.download_button(tr("segment.download_labels"), data=lambda: render.label_png_bytes(pred.labels, label_set),
+                       file_name=f"{stem}_{entry.name}_labels.png", mime="image/png", on_click="ignore")
+    st.download_button(tr("segment.download_overlay"),
+                       data=lambda: render.png_bytes(render.overlay(image.rgb, pred.labels, label_set,
+                                                                    settings.opacity, hidden, settings.outline)),
+                       file_name=f"{stem}_{entry.name}_overlay.png", mime="image/png", on_click="ignore")
