@@ -1,0 +1,534 @@
+"""Receptive fields, dilated (atrous) convolution and gridding.
+
+Two independent ways to find the receptive field (RF) of a stack of layers:
+
+* the lecture's recurrence, layer by layer (:func:`rf_table`)::
+
+      k_eff = d * (k - 1) + 1            # a dilated kernel's extent
+      r_out = r_in + (k_eff - 1) * j_in  # RF size, in input pixels
+      j_out = j_in * s                   # jump: input pixels between outputs
+
+* autograd on a real ``nn.Sequential`` of ``Conv2d`` with every weight set to
+  one (:func:`exact_rf`): the input pixels whose gradient from one output pixel
+  is non-zero are exactly the RF. Positive weights cannot cancel, so a zero
+  gradient means "no path", which makes the holes of repeated equal dilations
+  ("gridding") visible.
+
+For a real segmentation network, :func:`structural_rf` applies the same idea to a
+copy of the model whose weights are positive and whose non-linearities are
+removed (its gradient support is the theoretical RF of that exact graph), and
+:func:`effective_rf` is the gradient magnitude of a class score with respect to
+the image with the real weights (Luo et al., 2016).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a stack: a k x k convolution (or pooling window).
+
+    ``branch_dilations`` makes the layer a set of parallel k x k branches with
+    these dilation rates (DeepLab's ASPP; its 1 x 1 branch sees only the centre,
+    which every other branch also sees). Pooling has the RF of its window.
+    """
+
+    name: str
+    kernel: int
+    stride: int = 1
+    dilation: int = 1
+    kind: str = "conv"  # "conv" | "pool" | "aspp"
+    branch_dilations: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kernel < 1 or self.stride < 1 or self.dilation < 1:
+            raise ValueError(f"{self.name}: kernel, stride and dilation must be >= 1")
+        if any(d < 1 for d in self.branch_dilations):
+            raise ValueError(f"{self.name}: dilation rates must be >= 1")
+        if self.branch_dilations and self.stride != 1:
+            raise ValueError(f"{self.name}: parallel branches need stride 1")
+
+    @property
+    def dilations(self) -> tuple[int, ...]:
+        """The dilation of each parallel branch (one entry for a plain layer)."""
+        return self.branch_dilations or (self.dilation,)
+
+    @property
+    def k_eff(self) -> int:
+        """Extent of the (largest) dilated kernel: d * (k - 1) + 1."""
+        return max(effective_kernel(self.kernel, d) for d in self.dilations)
+
+    @property
+    def padding(self) -> int:
+        """The usual "same" padding: (k_eff - 1) // 2 (0 for 2 x 2 pooling)."""
+        return (self.k_eff - 1) // 2
+
+    def describe_dilation(self) -> str:
+        return ",".join(str(d) for d in self.dilations)
+
+
+def effective_kernel(kernel: int, dilation: int) -> int:
+    """k_eff = d * (k - 1) + 1: the extent of a k-tap kernel with gaps of d - 1."""
+    return dilation * (kernel - 1) + 1
+
+
+@dataclass(frozen=True)
+class RFRow:
+    """The recurrence after one layer (sizes in input pixels)."""
+
+    index: int
+    name: str
+    kernel: int
+    stride: int
+    dilation: str
+    k_eff: int
+    j_in: int
+    r_in: int
+    r_out: int
+    j_out: int
+    start_out: float  # centre of output pixel 0's RF, in input pixel coordinates
+
+
+def rf_table(layers: Sequence[Layer]) -> list[RFRow]:
+    """The lecture's recurrence, layer by layer, starting from r = 1, j = 1.
+
+    ``start_out`` follows the "same" padding of each layer:
+    start_out = start_in + ((k_eff - 1) / 2 - padding) * j_in.
+    """
+    rows: list[RFRow] = []
+    r, j, start = 1, 1, 0.0
+    for i, layer in enumerate(layers):
+        k_eff = layer.k_eff
+        r_out = r + (k_eff - 1) * j
+        j_out = j * layer.stride
+        start_out = start + ((k_eff - 1) / 2 - layer.padding) * j
+        rows.append(RFRow(i + 1, layer.name, layer.kernel, layer.stride, layer.describe_dilation(),
+                          k_eff, j, r, r_out, j_out, start_out))
+        r, j, start = r_out, j_out, start_out
+    return rows
+
+
+def theoretical_rf(layers: Sequence[Layer]) -> tuple[int, int]:
+    """(RF size r, total jump j) of the whole stack."""
+    rows = rf_table(layers)
+    return (rows[-1].r_out, rows[-1].j_out) if rows else (1, 1)
+
+
+# ------------------------------------------------------------------ exact RF by autograd
+
+
+class ParallelBranches(nn.Module):
+    """Sum of parallel k x k convolutions with different dilations, centres aligned.
+
+    Without padding a branch with a smaller extent gives a larger output; it is
+    cropped symmetrically so that output pixel i of every branch is centred on
+    the same input pixel (stride 1 only, as in ASPP).
+    """
+
+    def __init__(self, branches: Sequence[nn.Conv2d]):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        h = min(o.shape[-2] for o in outs)
+        w = min(o.shape[-1] for o in outs)
+        total = torch.zeros_like(outs[0][..., :h, :w])
+        for o in outs:
+            cy, cx = (o.shape[-2] - h) // 2, (o.shape[-1] - w) // 2
+            total = total + o[..., cy : cy + h, cx : cx + w]
+        return total
+
+
+def _ones_conv(kernel: int, stride: int, dilation: int, dtype: torch.dtype) -> nn.Conv2d:
+    conv = nn.Conv2d(1, 1, kernel, stride=stride, dilation=dilation, padding=0, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    return conv.to(dtype)
+
+
+def probe_network(layers: Sequence[Layer], dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """A real ``nn.Sequential`` of single-channel ``Conv2d`` (no padding, weights = 1).
+
+    Pooling becomes a convolution over its window: average pooling is exactly
+    that (up to a constant), and max pooling can pick any pixel of its window.
+    """
+    modules: list[nn.Module] = []
+    for layer in layers:
+        if layer.branch_dilations:
+            modules.append(ParallelBranches(
+                [_ones_conv(layer.kernel, 1, d, dtype) for d in layer.branch_dilations]))
+        else:
+            modules.append(_ones_conv(layer.kernel, layer.stride, layer.dilation, dtype))
+    return nn.Sequential(*modules)
+
+
+@dataclass(frozen=True)
+class ExactRF:
+    """The autograd result for the middle output pixel of a (r + 2j)-sized input."""
+
+    gradient: np.ndarray  # d out / d input: number of paths from each input pixel
+    margin: int  # input pixels around the RF in the grid (= the total jump j)
+    output_size: tuple[int, int]
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.gradient != 0
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the non-zero gradient."""
+        ys, xs = np.nonzero(self.mask)
+        return int(ys.min()), int(xs.min()), int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+
+    @property
+    def holes(self) -> int:
+        """Pixels inside the RF's bounding box that no path reaches (gridding)."""
+        top, left, h, w = self.bbox
+        return int((~self.mask[top : top + h, left : left + w]).sum())
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the bounding box that is reached."""
+        _, _, h, w = self.bbox
+        return 1.0 - self.holes / float(h * w)
+
+
+def exact_rf(layers: Sequence[Layer], max_size: int = 4096) -> ExactRF:
+    """Which input pixels get a non-zero gradient from one output pixel.
+
+    The input is (r + 2j) pixels wide, r and j from the recurrence, so three
+    output pixels per axis exist; we back-propagate from the middle one, whose RF
+    then sits j pixels from each edge. The size found is measured from the
+    gradient, not assumed: tests compare it with the recurrence.
+    """
+    if not layers:
+        return ExactRF(np.ones((1, 1)), 0, (1, 1))
+    r, j = theoretical_rf(layers)
+    size = r + 2 * j
+    if size > max_size:
+        raise ValueError(f"receptive field too large to draw ({size} > {max_size} pixels)")
+    net = probe_network(layers)
+    x = torch.zeros(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        y = net(x)
+        oy, ox = y.shape[-2] // 2, y.shape[-1] // 2
+        y[0, 0, oy, ox].backward()
+    assert x.grad is not None
+    return ExactRF(x.grad[0, 0].numpy().copy(), j, (int(y.shape[-2]), int(y.shape[-1])))
+
+
+# ------------------------------------------------------------------ presets
+
+
+def _convs(prefix: str, n: int, dilation: int = 1) -> list[Layer]:
+    return [Layer(f"{prefix}_{i + 1}", 3, 1, dilation) for i in range(n)]
+
+
+def vgg16() -> list[Layer]:
+    """VGG16's 13 3x3 convolutions and 5 2x2/2 max-poolings (RF 212 after pool5)."""
+    layers: list[Layer] = []
+    for block, n in enumerate((2, 2, 3, 3, 3), start=1):
+        layers += _convs(f"conv{block}", n)
+        layers.append(Layer(f"pool{block}", 2, 2, kind="pool"))
+    return layers
+
+
+def resnet50(dilate_layer3: bool = False, dilate_layer4: bool = False) -> list[Layer]:
+    """ResNet-50's longest path (torchvision v1.5: the stride sits in the 3x3 conv).
+
+    With dilation the stride of a stage becomes 1 and its 3x3 convolutions get
+    dilation 2 (layer3) or 2 then 4 (layer4); as in torchvision, the first block
+    of a dilated stage keeps the previous dilation. The 1x1 shortcut branches see
+    a subset of this path's field, so the chain has the network's RF.
+    """
+    layers = [Layer("conv1", 7, 2), Layer("maxpool", 3, 2, kind="pool")]
+    dilation = 1
+    for stage, blocks, dilate in ((1, 3, False), (2, 4, False), (3, 6, dilate_layer3),
+                                  (4, 3, dilate_layer4)):
+        stride = 1 if stage == 1 else 2
+        previous = dilation
+        if dilate:
+            dilation *= stride
+            stride = 1
+        for b in range(blocks):
+            d = previous if b == 0 else dilation
+            layers += [
+                Layer(f"layer{stage}.{b}.conv1", 1),
+                Layer(f"layer{stage}.{b}.conv2", 3, stride if b == 0 else 1, d),
+                Layer(f"layer{stage}.{b}.conv3", 1),
+            ]
+    return layers
+
+
+def context_module(dilations: Sequence[int] = (1, 1, 2, 4, 8, 16, 1)) -> list[Layer]:
+    """Yu & Koltun's basic context module: 3x3 convolutions with these dilations, then 1x1."""
+    layers = [Layer(f"ctx{i + 1}", 3, 1, d) for i, d in enumerate(dilations)]
+    return layers + [Layer(f"ctx{len(dilations) + 1}", 1)]
+
+
+def aspp(rates: Sequence[int]) -> Layer:
+    """DeepLab's ASPP: parallel 3x3 branches with these rates (the 1x1 branch is the centre)."""
+    return Layer("aspp", 3, 1, kind="aspp", branch_dilations=tuple(rates))
+
+
+PRESETS: dict[str, list[Layer]] = {
+    "context_module": context_module(),
+    "gridding_2_2_2": [Layer(f"conv{i + 1}", 3, 1, 2) for i in range(3)],
+    "hdc_1_2_3": [Layer(f"conv{i + 1}", 3, 1, d) for i, d in enumerate((1, 2, 3))],
+    "aspp_6_12_18": [aspp((6, 12, 18))],
+    "aspp_12_24_36": [aspp((12, 24, 36))],
+    "vgg16": vgg16(),
+    "resnet50": resnet50(),
+    "resnet50_os16": resnet50(dilate_layer4=True),
+    "resnet50_os8": resnet50(dilate_layer3=True, dilate_layer4=True),
+    "deeplabv3_os16": resnet50(dilate_layer4=True) + [aspp((6, 12, 18))],
+    "deeplabv3_os8": resnet50(dilate_layer3=True, dilate_layer4=True) + [aspp((12, 24, 36))],
+}
+"""Named stacks for the layer editor (ASPP presets alone are in feature-map pixels)."""
+
+
+# ------------------------------------------------------------------ dilated vs standard
+
+
+@dataclass(frozen=True)
+class ConvCost:
+    """A convolution's counts, measured on the real ``nn.Conv2d``."""
+
+    label: str
+    kernel: int
+    dilation: int
+    k_eff: int
+    params: int  # sum(p.numel()) of the module
+    macs: int  # multiply-accumulates, from torch's FlopCounterMode (flops / 2)
+    formula_params: int  # k*k*C_in*C_out (+ C_out)
+    formula_macs: int  # H_out*W_out*k*k*C_in*C_out
+
+
+def measure_macs(module: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of ``module(x)`` counted by PyTorch (flops / 2)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return int(counter.get_total_flops()) // 2
+
+
+def conv_cost(label: str, c_in: int, c_out: int, kernel: int, dilation: int, size: int,
+              bias: bool = True) -> ConvCost:
+    """Build the real ``Conv2d`` ("same" padding) and count its parameters and MACs."""
+    k_eff = effective_kernel(kernel, dilation)
+    conv = nn.Conv2d(c_in, c_out, kernel, dilation=dilation, padding=(k_eff - 1) // 2, bias=bias)
+    x = torch.zeros(1, c_in, size, size)
+    with torch.no_grad():
+        out_h, out_w = conv(x).shape[-2:]
+    return ConvCost(
+        label=label,
+        kernel=kernel,
+        dilation=dilation,
+        k_eff=k_eff,
+        params=sum(p.numel() for p in conv.parameters()),
+        macs=measure_macs(conv, x),
+        formula_params=kernel * kernel * c_in * c_out + (c_out if bias else 0),
+        formula_macs=int(out_h * out_w) * kernel * kernel * c_in * c_out,
+    )
+
+
+def dilated_vs_standard(c_in: int, c_out: int, kernel: int, dilation: int, size: int,
+                        bias: bool = True) -> list[ConvCost]:
+    """A standard k x k conv, the same conv dilated, and a dense conv as wide as the dilated one."""
+    k_eff = effective_kernel(kernel, dilation)
+    return [
+        conv_cost("standard", c_in, c_out, kernel, 1, size, bias),
+        conv_cost("dilated", c_in, c_out, kernel, dilation, size, bias),
+        conv_cost("dense_same_field", c_in, c_out, k_eff, 1, size, bias),
+    ]
+
+
+# ------------------------------------------------------------------ real models
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
+                nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d,
+          nn.SyncBatchNorm)
+
+
+def _linearise_(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, _ACTIVATIONS) or isinstance(child, _NORMS):
+            # Non-linearities and normalisation only rescale (or zero) paths;
+            # normalisation over the whole map would even make the field global.
+            setattr(module, name, nn.Identity())
+        elif isinstance(child, nn.MaxPool2d):
+            # Max pooling can route the gradient through any pixel of its window.
+            setattr(module, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
+                                               ceil_mode=child.ceil_mode))
+        elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            with torch.no_grad():
+                fan_in = child.weight[0].numel()
+                child.weight.fill_(1.0 / fan_in)  # keeps activations near 1: no underflow
+                if child.bias is not None:
+                    child.bias.zero_()
+        else:
+            _linearise_(child)
+
+
+def linearised_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with positive weights and no activations or normalisation.
+
+    Its gradient support from one output pixel is the set of input pixels that
+    are connected to that output through the graph: the theoretical RF of that
+    exact architecture (padding, strides, dilations, branches included).
+    """
+    clone = copy.deepcopy(model).float().eval()
+    _linearise_(clone)
+    return clone
+
+
+def _logits(output: object) -> torch.Tensor:
+    if isinstance(output, dict):  # torchvision segmentation models
+        output = output["out"]
+    if not isinstance(output, torch.Tensor):
+        raise TypeError("the model must return a logits tensor or torchvision's {'out': ...}")
+    return output
+
+
+def output_position(yx: tuple[int, int], input_hw: tuple[int, int],
+                    output_hw: tuple[int, int]) -> tuple[int, int]:
+    """The output pixel that covers input pixel ``yx`` (outputs may be coarser)."""
+    (y, x), (h, w), (oh, ow) = yx, input_hw, output_hw
+    return min(oh - 1, y * oh // h), min(ow - 1, x * ow // w)
+
+
+def gradient_of_output_pixel(model: nn.Module, x: torch.Tensor, yx: tuple[int, int],
+                             class_index: int) -> torch.Tensor:
+    """d logits[class, y, x] / d input, summed as |.| over input channels -> (H, W)."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = _logits(model(x))
+        oy, ox = output_position(yx, tuple(x.shape[-2:]), tuple(logits.shape[-2:]))
+        logits[0, class_index, oy, ox].backward()
+    assert x.grad is not None
+    return x.grad[0].abs().sum(0).detach().cpu()
+
+
+def structural_rf(model: nn.Module, input_shape: tuple[int, int, int], yx: tuple[int, int],
+                  device: str = "cpu") -> np.ndarray:
+    """Boolean (H, W): the input pixels connected to output pixel ``yx`` (theoretical RF)."""
+    probe = linearised_copy(model).to(device)
+    x = torch.ones(1, *input_shape, device=device)
+    grad = gradient_of_output_pixel(probe, x, yx, 0)
+    return (grad > 0).numpy()
+
+
+def effective_rf(model: nn.Module, x: torch.Tensor, yx: tuple[int, int],
+                 class_index: int) -> np.ndarray:
+    """|d score_class(y, x) / d image| with the real weights, normalised to max 1."""
+    model = model.eval()
+    grad = gradient_of_output_pixel(model, x, yx, class_index).numpy()
+    peak = float(grad.max())
+    return grad / peak if peak > 0 else grad
+
+
+def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, height, width) of the True pixels, or None when there are none."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(ys.min()), int(xs.min()), int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+
+
+def mass_radius(erf: np.ndarray, yx: tuple[int, int], fraction: float = 0.9) -> float:
+    """Radius (pixels, Chebyshev) around ``yx`` holding ``fraction`` of the gradient mass."""
+    total = float(erf.sum())
+    if total <= 0:
+        return 0.0
+    h, w = erf.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    dist = np.maximum(np.abs(yy - yx[0]), np.abs(xx - yx[1])).ravel()
+    order = np.argsort(dist, kind="stable")
+    cum = np.cumsum(erf.ravel()[order])
+    idx = int(np.searchsorted(cum, fraction * total))
+    return float(dist[order][min(idx, dist.size - 1)])
+
+
+# ------------------------------------------------------------------ ASPP taps
+
+
+DEEPLABV3_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+
+
+def find_aspp_rates(model: nn.Module) -> tuple[int, ...]:
+    """Dilation rates of the ASPP branches inside ``model`` (empty if it has none)."""
+    rates: set[int] = set()
+    for name, module in model.named_modules():
+        if "aspp" in name.lower() or "aspp" in type(module).__name__.lower():
+            for sub in module.modules():
+                if isinstance(sub, nn.Conv2d) and sub.dilation[0] > 1:
+                    rates.add(int(sub.dilation[0]))
+    return tuple(sorted(rates))
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One sampling position of a 3x3 atrous kernel, in image pixels."""
+
+    rate: int
+    y: float
+    x: float
+    inside: bool  # False: it falls on the zero padding of the feature map
+
+
+def aspp_taps(yx: tuple[int, int], image_hw: tuple[int, int], output_stride: int,
+              rates: Sequence[int], kernel: int = 3) -> list[Tap]:
+    """Where each ASPP branch samples the feature map, drawn in image coordinates.
+
+    The clicked pixel lies in feature pixel (y // OS, x // OS); a branch with rate
+    r reads feature pixels r apart, i.e. r * OS image pixels apart. A feature
+    pixel's centre is taken at (f + 0.5) * OS - 0.5 in image pixels.
+    """
+    h, w = image_hw
+    fh, fw = math.ceil(h / output_stride), math.ceil(w / output_stride)
+    fy, fx = yx[0] // output_stride, yx[1] // output_stride
+    half = kernel // 2
+    taps = []
+    for rate in rates:
+        for dy in range(-half, half + 1):
+            for dx in range(-half, half + 1):
+                ty, tx = fy + dy * rate, fx + dx * rate
+                inside = 0 <= ty < fh and 0 <= tx < fw
+                taps.append(Tap(int(rate), (ty + 0.5) * output_stride - 0.5,
+                                (tx + 0.5) * output_stride - 0.5, inside))
+    return taps
+
+
+def preprocess_for_lab(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                       grayscale: bool = False, short_side: int | None = None) -> torch.Tensor:
+    """HxWx3 uint8 -> normalised 1x3xHxW (or 1x1) float tensor, optionally resized.
+
+    The labs run gradients through the model, so they work at a small size.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255.0)
+    if grayscale:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+    x = x.unsqueeze(0)
+    if short_side is not None:
+        h, w = x.shape[-2:]
+        scale = short_side / min(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    m = torch.tensor(list(mean), dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=x.dtype).view(1, -1, 1, 1)
+    if grayscale and m.shape[1] != 1:
+        m, s = m.mean(1, keepdim=True), s.mean(1, keepdim=True)
+    return (x - m) / s
