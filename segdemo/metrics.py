@@ -104,3 +104,63 @@ def boundary_f1_per_class(
         recall = float((dist_to_pr[gt_b] <= tolerance).mean())
         scores[c] = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return scores
+
+
+# ---------------------------------------------------------------- per-class counts and scores
+#
+# Every score below is read off the same confusion matrix. For class c:
+#   TP = cm[c, c]               (truth c, predicted c)
+#   FP = column sum - TP        (predicted c, truth something else)
+#   FN = row sum - TP           (truth c, predicted something else)
+# A score whose denominator is zero is undefined: it is returned as NaN, and the
+# caller decides (see segdemo.evaluate) how such a class enters an average.
+
+
+def per_class_counts(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(TP, FP, FN)`` pixel counts of every class, as int64 arrays."""
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm).copy()
+    return tp, cm.sum(0) - tp, cm.sum(1) - tp
+
+
+def _ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    denom = np.asarray(denom, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, num / np.where(denom > 0, denom, 1), np.nan)
+
+
+def per_class_dice(cm: np.ndarray) -> np.ndarray:
+    """Dice = F1 = 2 TP / (2 TP + FP + FN) per class; NaN where absent from both."""
+    tp, fp, fn = per_class_counts(cm)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def per_class_precision(cm: np.ndarray) -> np.ndarray:
+    """Precision = TP / (TP + FP) per class; NaN where the class is never predicted."""
+    tp, fp, _ = per_class_counts(cm)
+    return _ratio(tp, tp + fp)
+
+
+def per_class_recall(cm: np.ndarray) -> np.ndarray:
+    """Recall = class accuracy = TP / (TP + FN); NaN where the class is not in the truth."""
+    tp, _, fn = per_class_counts(cm)
+    return _ratio(tp, tp + fn)
+
+
+def mean_class_accuracy(cm: np.ndarray) -> float:
+    """FCN paper's mean accuracy: the mean recall over classes present in the truth."""
+    recall = per_class_recall(cm)
+    return float(np.nanmean(recall)) if np.isfinite(recall).any() else float("nan")
+
+
+def frequency_weighted_iou(cm: np.ndarray) -> float:
+    """FCN paper's frequency-weighted IoU: per-class IoU weighted by the class's share of truth pixels."""
+    cm = np.asarray(cm, dtype=np.float64)
+    support = cm.sum(1)
+    total = support.sum()
+    if total == 0:
+        return float("nan")
+    ious = per_class_iou(cm)
+    present = support > 0
+    return float((support[present] * ious[present]).sum() / total)
