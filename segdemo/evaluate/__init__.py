@@ -13,13 +13,14 @@ from segdemo.evaluate.batch import (BatchAccumulator, BatchResult, ImageRecord, 
 from segdemo.evaluate.mapping import OTHER, LabelMapping, identity, mapping_by_name, mapping_from_names, preset_mapping
 from segdemo.evaluate.maps import colorize_labels, error_counts, error_map, hatch
 from segdemo.evaluate.masks import GroundTruth, MaskError, Notice, decode_mask, encode_index_png, valid_mask
-from segdemo.evaluate.scoring import (ABSENT_POLICIES, EvaluationError, PairResult, Policy, Scores, evaluate_pair,
+from segdemo.evaluate.scoring import (ABSENT_POLICIES, EvaluationError, PairResult, Policy, Scores, evaluate_annotators,
+                                      evaluate_pair,
                                       iou_formula_values, normalise_confusion, score_confusion)
 
 __all__ = [
     "ABSENT_POLICIES", "OTHER", "BatchAccumulator", "BatchResult", "EvaluationError", "GroundTruth",
     "ImageRecord", "LabelMapping", "MaskError", "Notice", "PairPlan", "PairResult", "Policy", "Scores",
-    "colorize_labels", "decode_mask", "encode_index_png", "error_counts", "error_map", "evaluate_pair",
+    "colorize_labels", "decode_mask", "encode_index_png", "error_counts", "error_map", "evaluate_annotators", "evaluate_pair",
     "hatch", "identity", "iou_formula_values", "mapping_by_name", "mapping_from_names", "normalise_confusion",
     "pair_files", "per_class_csv", "per_image_csv", "preset_mapping", "read_folder", "read_zip", "run_batch",
     "score_confusion", "to_json", "to_json_dict", "valid_mask",

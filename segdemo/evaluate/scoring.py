@@ -212,6 +212,31 @@ def evaluate_pair(
     return PairResult(name=name, pred=mapped, truth=truth, valid=valid, scores=scores)
 
 
+def evaluate_annotators(
+    first: np.ndarray,
+    second: np.ndarray,
+    label_set: LabelSet,
+    ignore_index: int | None,
+    policy: Policy = Policy(),
+    boundary: bool = True,
+    name: str = "",
+) -> PairResult:
+    """Agreement of two human annotations of one image: ``second`` scored against ``first``.
+
+    Only pixels both annotators labelled (neither ignore nor outside the label
+    set) are compared: an annotator's "don't know" is no disagreement.
+    """
+    first, second = np.asarray(first), np.asarray(second)
+    if first.shape != second.shape:
+        raise EvaluationError("eval.err.size_mismatch", name=name, pred=f"{second.shape[1]}×{second.shape[0]}",
+                              truth=f"{first.shape[1]}×{first.shape[0]}")
+    n = label_set.num_classes
+    second_valid = valid_mask(second, n, ignore_index)
+    truth = np.where(second_valid, first, -1)
+    pred = np.where(second_valid, second, 0)
+    return evaluate_pair(pred, truth, label_set, ignore_index, policy, None, boundary, name)
+
+
 def iou_formula_values(scores: Scores, class_id: int) -> dict[str, object]:
     """The numbers that fill IoU = TP / (TP + FP + FN) for one class."""
     tp, fp, fn = int(scores.tp[class_id]), int(scores.fp[class_id]), int(scores.fn[class_id])
