@@ -174,3 +174,33 @@ def interior(pattern: np.ndarray, margin: int) -> np.ndarray:
 def is_uniform(values: np.ndarray, tol: float = 1e-9) -> bool:
     """Whether all values are equal (no checkerboard)."""
     return bool(np.ptp(values) <= tol * max(1.0, float(np.abs(values).max())))
+
+
+# ------------------------------------------------------------------ a real model's coarse scores
+
+
+def coarse_class_scores(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """The model's class scores *before* its final upsampling, and how they were found.
+
+    * segdemo's own networks expose ``coarse_scores``;
+    * torchvision's FCN/DeepLabV3 run ``classifier(backbone(x)["out"])`` and
+      LR-ASPP ``classifier(backbone(x))`` before ``F.interpolate`` in forward;
+    * a network that predicts at full resolution (U-Net) has no coarse map: its
+      scores are average-pooled by 8 (``"pooled"``) so the methods can be compared.
+    """
+    net = getattr(model, "net", model)
+    with torch.no_grad():
+        if hasattr(net, "coarse_scores"):
+            return net.coarse_scores(x), "coarse_scores"
+        from torchvision.models.segmentation.lraspp import LRASPP
+
+        if isinstance(net, LRASPP):
+            return net.classifier(net.backbone(x)), "lraspp"
+        if hasattr(net, "backbone") and hasattr(net, "classifier"):
+            return net.classifier(net.backbone(x)["out"]), "backbone_classifier"
+        out = model(x)
+        if isinstance(out, dict):
+            out = out["out"]
+        if out.shape[-2:] != x.shape[-2:]:
+            return out, "output"
+        return F.avg_pool2d(out, 8, 8, ceil_mode=True), "pooled"
