@@ -1,0 +1,426 @@
+"""Benchmark: segdemo's whole predict path against the bare forward and torchvision's recipe.
+
+``python -m segdemo.bench [--models NAME ...] [--size 520] [--repeats N] [--device cpu|cuda]``
+
+For each available model (weights on disk; with ``--allow-random`` also models
+without weights, flagged as random) three things are timed in one run, on the
+same model object and the same encoded test image:
+
+* **bare**: ``model(x)`` on an already prepared input tensor;
+* **whole** (segdemo): encoded bytes -> :func:`segdemo.images.decode_image` ->
+  :func:`segdemo.inference.predict` (preprocess, forward, upsample to the
+  original size, labels) -> :func:`segdemo.render.overlay`;
+* **reference** (torchvision's documented recipe): bytes -> PIL image -> the
+  weights' ``transforms()`` -> model -> logits upsampled to the original size ->
+  argmax -> :func:`torchvision.utils.draw_segmentation_masks`. For segdemo's own
+  models the transforms are built from the model card's preprocessing.
+
+The three measurements are interleaved in each repeat (the CPU may be shared
+with other work, so drift hits all three alike); each figure is the median over
+the repeats after warm-up runs, with ``torch.cuda.synchronize`` around every
+timed stage on CUDA. The label agreement is the fraction of pixels where
+segdemo's label map equals the reference's.
+
+Goal (issue 2): whole <= 1.10 x bare, and whole < reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segdemo import config, devices, registry, weights
+from segdemo.images import decode_image
+from segdemo.inference import predict, preprocess
+from segdemo.registry import ModelEntry
+from segdemo.render import overlay
+
+DEFAULT_IMAGE = config.SAMPLES_DIR / "astronaut.jpg"  # 512x512, a person (a VOC class)
+DEFAULT_SIZE = 520
+OPACITY = 0.5  # the app's default overlay opacity, used for both overlays
+WHOLE_GOAL = 1.10  # whole path / bare forward
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class BenchResult:
+    """Median times (milliseconds) of one model's three paths, and their agreement."""
+
+    model: str
+    random_weights: bool
+    device: str
+    half: bool
+    image: str
+    image_size: tuple[int, int]  # (width, height) of the test image
+    input_size: tuple[int, int]  # (height, width) of the network input
+    repeats: int
+    bare_ms: float
+    whole_ms: float
+    reference_ms: float
+    overhead_ms: float  # whole path minus its own forward pass (median of per-run differences)
+    whole_stages_ms: dict[str, float] = field(default_factory=dict)
+    reference_stages_ms: dict[str, float] = field(default_factory=dict)
+    agreement: float = float("nan")
+    labels_segdemo: np.ndarray | None = field(default=None, repr=False)
+    labels_reference: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def whole_over_bare(self) -> float:
+        return self.whole_ms / self.bare_ms
+
+    @property
+    def whole_over_reference(self) -> float:
+        return self.whole_ms / self.reference_ms
+
+    @property
+    def meets_goal(self) -> bool:
+        """Whole path within 1.10x of the bare forward and faster than the reference."""
+        return self.whole_over_bare <= WHOLE_GOAL and self.whole_ms < self.reference_ms
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-friendly dict (label maps left out)."""
+        d = asdict(self)
+        d.pop("labels_segdemo")
+        d.pop("labels_reference")
+        d.update(whole_over_bare=self.whole_over_bare, whole_over_reference=self.whole_over_reference,
+                 meets_goal=self.meets_goal)
+        return d
+
+
+def label_agreement(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
+    """Fraction of pixels where two label maps of the same shape carry the same class."""
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"label maps differ in shape: {a.shape} vs {b.shape}")
+    if a.size == 0:
+        raise ValueError("empty label maps")
+    return float(np.count_nonzero(a == b)) / a.size
+
+
+# ---------------------------------------------------------------- timing helpers
+
+
+class _Clock:
+    """Stage timer: ``lap(name)`` records the time since the previous lap (synchronising CUDA)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self.laps: dict[str, float] = {}
+        self._sync()
+        self.start = self._last = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def lap(self, name: str) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + (now - self._last)
+        self._last = now
+
+    def split(self, stages: dict[str, float]) -> None:
+        """Attribute the time since the last lap to ``stages`` measured inside it (seconds each)."""
+        self._sync()
+        self._last = time.perf_counter()
+        for name, seconds in stages.items():
+            self.laps[name] = self.laps.get(name, 0.0) + seconds
+
+    @property
+    def total(self) -> float:
+        return self._last - self.start
+
+
+def _median_ms(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1000.0
+
+
+# ---------------------------------------------------------------- the three paths
+
+
+def reference_transforms(entry: ModelEntry, size: int | None) -> Callable[[Any], torch.Tensor]:
+    """The preprocessing of torchvision's reference recipe for ``entry``.
+
+    torchvision models: the official weights' ``transforms()`` (PIL resize of the
+    shorter side, to-tensor, ImageNet normalisation); with another ``size`` it is
+    passed as ``resize_size`` (as torchvision's docs do with ``resize_size=None``).
+    segdemo's own models: the same preset class with the card's mean and std
+    (and conversion to grayscale first when the card says so).
+    """
+    from torchvision.transforms._presets import SemanticSegmentation
+
+    if entry.source == "torchvision":
+        from torchvision.models import get_model_weights
+
+        tv_weights = get_model_weights(entry.name).COCO_WITH_VOC_LABELS_V1
+        return tv_weights.transforms() if size == DEFAULT_SIZE else tv_weights.transforms(resize_size=size)
+    pre = entry.preprocess
+    channels = 1 if pre.grayscale else 3
+    preset = SemanticSegmentation(resize_size=size, mean=pre.mean[:channels], std=pre.std[:channels])
+    if pre.grayscale:
+        return lambda img: preset(img.convert("L"))
+    return preset
+
+
+def run_reference(model: torch.nn.Module, entry: ModelEntry, data: bytes, transforms: Callable[[Any], torch.Tensor],
+                  device: str, dtype: torch.dtype, clock: _Clock) -> tuple[np.ndarray, torch.Tensor]:
+    """torchvision's recipe from encoded bytes to the drawn overlay; returns (labels, overlay)."""
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+    from torchvision.utils import draw_segmentation_masks
+
+    pil = Image.open(io.BytesIO(data)).convert("RGB")
+    image_uint8 = pil_to_tensor(pil).to(device)
+    clock.lap("decode")
+    x = transforms(pil).unsqueeze(0).to(device=device, dtype=dtype)
+    m = entry.preprocess.pad_multiple
+    h, w = x.shape[-2:]
+    if m > 1 and (h % m or w % m):
+        x = F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="reflect")
+    clock.lap("transforms")
+    logits = model(x)
+    clock.lap("forward")
+    logits = logits[..., :h, :w].float()
+    logits = F.interpolate(logits, size=image_uint8.shape[-2:], mode="bilinear", align_corners=False)
+    labels = logits[0].argmax(0)
+    clock.lap("upsample+argmax")
+    label_set = entry.label_set
+    class_ids = torch.arange(label_set.num_classes, device=device)
+    masks = labels[None] == class_ids[:, None, None]
+    drawn = draw_segmentation_masks(image_uint8, masks, alpha=OPACITY, colors=[tuple(c) for c in label_set.colors])
+    clock.lap("draw")
+    return labels.to(torch.uint8).cpu().numpy(), drawn
+
+
+def run_segdemo(model: torch.nn.Module, entry: ModelEntry, data: bytes, name: str, size: int | None,
+                device: str, half: bool, clock: _Clock) -> tuple[np.ndarray, np.ndarray]:
+    """segdemo's whole path from encoded bytes to the overlay; returns (labels, overlay)."""
+    image = decode_image(data, name)
+    clock.lap("decode")
+    pred = predict(model, entry, image.rgb, size, device, half)
+    clock.split(pred.timings)  # predict times its own stages (synchronised on CUDA)
+    drawn = overlay(image.rgb, pred.labels, entry.label_set, OPACITY)
+    clock.lap("overlay")
+    return pred.labels, drawn
+
+
+def bench_model(entry: ModelEntry, model: torch.nn.Module, data: bytes, image_name: str, size: int | None = DEFAULT_SIZE,
+                device: str = "cpu", half: bool = False, repeats: int = 5, warmup: int = 2) -> BenchResult:
+    """Time bare forward, segdemo's whole path and the reference recipe for one model."""
+    dtype = torch.float16 if half else torch.float32
+    rgb = decode_image(data, image_name).rgb
+    transforms = reference_transforms(entry, size)
+    with torch.inference_mode():
+        x, _ = preprocess(rgb, entry, size, device, dtype)
+    bare: list[float] = []
+    whole: list[float] = []
+    overhead: list[float] = []
+    ref: list[float] = []
+    whole_stages: dict[str, list[float]] = {}
+    ref_stages: dict[str, list[float]] = {}
+    labels_seg = labels_ref = None
+    for i in range(warmup + repeats):
+        measured = i >= warmup
+        with torch.inference_mode():
+            clock = _Clock(device)
+            model(x)
+            clock.lap("forward")
+            if measured:
+                bare.append(clock.total)
+
+        clock = _Clock(device)
+        labels_seg, _ = run_segdemo(model, entry, data, image_name, size, device, half, clock)
+        if measured:
+            whole.append(clock.total)
+            overhead.append(clock.total - clock.laps["forward"])
+            for k, v in clock.laps.items():
+                whole_stages.setdefault(k, []).append(v)
+
+        with torch.inference_mode():
+            clock = _Clock(device)
+            labels_ref, _ = run_reference(model, entry, data, transforms, device, dtype, clock)
+        if measured:
+            ref.append(clock.total)
+            for k, v in clock.laps.items():
+                ref_stages.setdefault(k, []).append(v)
+    assert labels_seg is not None and labels_ref is not None
+    return BenchResult(
+        model=entry.name,
+        random_weights=bool(getattr(model, "random_weights", False)),
+        device=device,
+        half=half,
+        image=image_name,
+        image_size=(rgb.shape[1], rgb.shape[0]),
+        input_size=(int(x.shape[-2]), int(x.shape[-1])),
+        repeats=repeats,
+        bare_ms=_median_ms(bare),
+        whole_ms=_median_ms(whole),
+        reference_ms=_median_ms(ref),
+        overhead_ms=_median_ms(overhead),
+        whole_stages_ms={k: _median_ms(v) for k, v in whole_stages.items()},
+        reference_stages_ms={k: _median_ms(v) for k, v in ref_stages.items()},
+        agreement=label_agreement(labels_seg, labels_ref),
+        labels_segdemo=labels_seg,
+        labels_reference=labels_ref,
+    )
+
+
+def available_models(names: Sequence[str] | None, allow_random: bool) -> list[tuple[ModelEntry, bool]]:
+    """(entry, has weights) for the requested models (default: all) that can run."""
+    entries = [registry.get(n) for n in names] if names else registry.list_models()
+    chosen = []
+    for entry in entries:
+        has_weights = weights.locate(entry) is not None
+        if has_weights or allow_random:
+            chosen.append((entry, has_weights))
+    return chosen
+
+
+def run_benchmark(model_names: Sequence[str] | None = None, size: int | None = DEFAULT_SIZE,
+                  repeats: int = 5, warmup: int = 2, device: str | None = None, half: bool = False,
+                  allow_random: bool | None = None, image_path: str | Path = DEFAULT_IMAGE,
+                  log: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Benchmark every available model (see the module docstring); returns one result per model."""
+    device = device or devices.auto_device()
+    if allow_random is None:
+        allow_random = config.allow_random_weights()
+    image_path = Path(image_path)
+    data = image_path.read_bytes()
+    results = []
+    for entry, _ in available_models(model_names, allow_random):
+        if log:
+            log(f"{entry.name}: loading on {device}…")
+        model = weights.load_model(entry, device=device, half=half, allow_random=allow_random)
+        if log:
+            log(f"{entry.name}: {warmup} warm-up + {repeats} timed runs…")
+        results.append(bench_model(entry, model, data, image_path.name, size, device, half, repeats, warmup))
+        del model
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """The results as a fixed-width text table with per-stage times, ratios and agreement."""
+    header = ("model", "weights", "bare", "whole", "ref", "overhead", "whole/bare", "whole/ref", "agree", "goal")
+    rows = [header]
+    for r in results:
+        rows.append((
+            r.model, "RANDOM" if r.random_weights else "trained",
+            f"{r.bare_ms:.1f}", f"{r.whole_ms:.1f}", f"{r.reference_ms:.1f}", f"{r.overhead_ms:.1f}",
+            f"{r.whole_over_bare:.3f}x", f"{r.whole_over_reference:.3f}x", f"{r.agreement:.4f}",
+            "met" if r.meets_goal else "MISSED",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("")
+    lines.append("Stages (median ms):")
+    for r in results:
+        ws = " + ".join(f"{k} {v:.1f}" for k, v in r.whole_stages_ms.items())
+        rs = " + ".join(f"{k} {v:.1f}" for k, v in r.reference_stages_ms.items())
+        lines.append(f"  {r.model}")
+        lines.append(f"    segdemo  : {ws}")
+        lines.append(f"    reference: {rs}")
+    return "\n".join(lines)
+
+
+def describe_run(results: Sequence[BenchResult], device: str, image_path: Path, size: int | None,
+                 warmup: int) -> str:
+    """Header lines: device, threads, versions, test image, input size, repeats."""
+    import torchvision
+
+    first = results[0] if results else None
+    lines = [
+        f"device: {device} — {devices.device_name(device)}; torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}, {torch.get_num_threads()} threads",
+        f"image: {image_path.name}"
+        + (f" ({first.image_size[0]}x{first.image_size[1]}), network input {first.input_size[1]}x"
+           f"{first.input_size[0]} (shorter side {size})" if first else ""),
+        f"runs: {warmup} warm-up + {first.repeats if first else 0} timed per path, interleaved; medians in ms"
+        + ("; float16" if first and first.half else ""),
+        "whole = decode + preprocess + forward + upsample/labels + overlay; "
+        "ref = PIL decode + weights.transforms() + forward + upsample + argmax + draw_segmentation_masks",
+        f"goal: whole/bare <= {WHOLE_GOAL:.2f} and whole/ref < 1; overhead = whole minus its own forward",
+    ]
+    if any(r.random_weights for r in results):
+        lines.append("RANDOM = no weights on disk, random initialisation (--allow-random): times are "
+                     "representative, labels are not (agreement then compares the pipelines only).")
+    return "\n".join(lines)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Arguments of ``python -m segdemo.bench`` (also used by the ``bench`` subcommand)."""
+    parser = parser or argparse.ArgumentParser(prog="python -m segdemo.bench",
+                                               description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="model names (default: every available model)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="shorter side fed to the network (0: original)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per path (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs per path")
+    parser.add_argument("--device", choices=devices.available_devices(), default=None,
+                        help="default: the best available (CUDA > MPS > CPU)")
+    parser.add_argument("--half", action="store_true", help="float16 (CUDA only)")
+    parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="test image (default: assets/samples/astronaut.jpg)")
+    parser.add_argument("--allow-random", action="store_true", default=None,
+                        help="also models without weights, with random weights (or SEGDEMO_ALLOW_RANDOM_WEIGHTS=1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return parser
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run the benchmark from parsed arguments and print the table."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or devices.auto_device()
+    if args.half and not devices.supports_half(device):
+        print("--half needs a CUDA device", file=sys.stderr)
+        return 2
+    size = args.size or None
+    allow_random = args.allow_random if args.allow_random is not None else config.allow_random_weights()
+    if not available_models(args.models, allow_random):
+        print("no model has weights on disk; run `python -m segdemo weights download NAME` or pass "
+              "--allow-random to time random-weight networks", file=sys.stderr)
+        return 1
+    results = run_benchmark(args.models, size, args.repeats, args.warmup, device, args.half, allow_random,
+                            args.image, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(describe_run(results, device, Path(args.image), size, args.warmup))
+    print()
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2), encoding="utf-8")
+    return 0
+
+
+def add_subcommand(subparsers: Any) -> None:
+    """``python -m segdemo bench ...`` (same arguments as ``python -m segdemo.bench``)."""
+    parser = subparsers.add_parser("bench", help="time segdemo's predict path against the bare forward "
+                                                  "and torchvision's reference recipe")
+    build_parser(parser)
+    parser.set_defaults(func=run_cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m segdemo.bench``."""
+    return run_cli(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
