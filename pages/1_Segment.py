@@ -22,7 +22,7 @@ ui.timing_caption(pred)
 
 st.session_state.setdefault("segment_view", "overlay")
 view = st.radio(tr("segment.view"), render.VIEWS, key="segment_view", horizontal=True,
-                format_func=lambda v: tr(f"segment.view.{v}"))
+                format_func=ui.options_formatter("segment.view."))
 
 areas = render.class_areas(pred.labels, label_set.num_classes)
 left, right = st.columns([3, 2])

@@ -58,7 +58,7 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         arr = arr.astype(np.float64)
         lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
         arr8 = np.zeros(arr.shape, np.uint8) if hi <= lo else ((arr - lo) / (hi - lo) * 255).round().astype(np.uint8)
-    return Image.fromarray(arr8, mode="L")
+    return Image.fromarray(arr8)
 
 
 def to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:

@@ -81,7 +81,7 @@ def overlay(
     alpha[list(hidden)] = 0
     premultiplied = palette.astype(np.uint16) * alpha[:, None]
     keep = np.take(256 - alpha, labels)[..., None]
-    return ((rgb.astype(np.uint16) * keep + np.take(premultiplied, labels, axis=0)) >> 8).astype(np.uint8)
+    return ((rgb.astype(np.uint16) * keep + np.take(premultiplied, labels, axis=0) + 128) >> 8).astype(np.uint8)
 
 
 def mask_only(labels: np.ndarray, label_set: LabelSet, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:

@@ -52,6 +52,16 @@ def tr(key: str, **values: object) -> str:
     return i18n.t(key, st.session_state.get("lang", i18n.DEFAULT_LANGUAGE), **values)
 
 
+def options_formatter(prefix: str) -> Callable[[object], str]:
+    """A ``format_func`` showing option ``v`` as the text of key ``prefix + str(v)``.
+
+    The language is fixed when the widget is built, so the labels stay right
+    even when the function is called outside the script run (AppTest does that).
+    """
+    lang = st.session_state.get("lang", i18n.DEFAULT_LANGUAGE)
+    return lambda value: i18n.t(f"{prefix}{value}", lang)
+
+
 def class_label(label_set_key: str, class_index: int) -> str:
     """The translated name of class ``class_index`` of a label set."""
     ls = get_label_set(label_set_key)
@@ -139,6 +149,11 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
         st.rerun()
 
 
+def _inference_size_formatter() -> Callable[[int], str]:
+    original = tr("sidebar.inference_size_original")
+    return lambda size: original if size == 0 else f"{size} px"
+
+
 def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None = None,
                show_model: bool = True, show_overlay: bool = True) -> Settings:
     """Configure the page, draw the shared sidebar and return the settings.
@@ -162,7 +177,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
         model_name = _model_sidebar(model_filter)
         st.sidebar.selectbox(
             tr("sidebar.inference_size"), INFERENCE_SIZES, key="inference_size",
-            format_func=lambda s: tr("sidebar.inference_size_original") if s == 0 else f"{s} px",
+            format_func=_inference_size_formatter(),
             help=tr("sidebar.inference_size_help"),
         )
     if show_overlay:
@@ -390,7 +405,7 @@ def load_sample(path: Path) -> InputImage:
 
 
 __all__ = [
-    "Settings", "tr", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
+    "Settings", "tr", "options_formatter", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
     "choose_image", "swatch_legend", "to_display", "timing_caption", "show_image_notes",
     "show_weights_missing", "load_sample", "load_image_file",
 ]

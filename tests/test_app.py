@@ -1,0 +1,81 @@
+"""AppTest runs: every page without exception in both languages, and the Segment page's behaviour."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from segdemo import inference
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = [REPO / "app.py"] + sorted((REPO / "pages").glob("*.py"))
+CAT = (REPO / "assets" / "samples" / "cat.jpg").read_bytes()
+
+
+def _run(path: Path, lang: str) -> AppTest:
+    at = AppTest.from_file(str(path), default_timeout=180)
+    at.session_state["lang"] = lang
+    return at.run()
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_page_runs_without_exception(page, lang):
+    at = _run(page, lang)
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_segment_upload_then_settings_never_rerun_the_model(clear_streamlit_caches):
+    at = _run(REPO / "pages" / "1_Segment.py", "en")
+    at.file_uploader(key="segment_uploader").set_value([("cat.jpg", CAT, "image/jpeg")]).run()
+    assert not at.exception
+    class_boxes = [c for c in at.checkbox if c.key and c.key.startswith("show_")]
+    assert class_boxes, "the legend lists the classes present"
+    passes = inference.forward_pass_count()
+    at.sidebar.slider(key="opacity").set_value(0.9).run()
+    at.sidebar.checkbox(key="outline").check().run()
+    for view in ("mask", "side_by_side", "confidence", "entropy", "overlay"):
+        at.radio(key="segment_view").set_value(view).run()
+        assert not at.exception, view
+    class_boxes[0].uncheck().run()
+    assert inference.forward_pass_count() == passes, "display settings must not re-run the model"
+    at.sidebar.selectbox(key="inference_size").set_value(320).run()
+    assert inference.forward_pass_count() == passes + 1, "a new inference size does need a new run"
+
+
+def test_bad_uploads_are_reported_and_good_images_stay(clear_streamlit_caches):
+    at = _run(REPO / "pages" / "1_Segment.py", "en")
+    bomb = __import__("tests.test_images", fromlist=["bomb_png"]).bomb_png()
+    files = [("cat.jpg", CAT, "image/jpeg"), ("empty.png", b"", "image/png"),
+             ("notes.png", b"plain text", "image/png"), ("bomb.png", bomb, "image/png"),
+             ("cut.jpg", CAT[: len(CAT) // 3], "image/jpeg")]
+    at.sidebar.slider(key="opacity").set_value(0.7).run()
+    at.file_uploader(key="segment_uploader").set_value(files).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    for name in ("empty.png", "notes.png", "bomb.png"):
+        assert name in errors
+    assert any(c.key and c.key.startswith("show_") for c in at.checkbox), "cat.jpg is still segmented"
+    assert at.sidebar.slider(key="opacity").value == 0.7
+
+
+def test_language_switch_changes_the_page():
+    at = _run(REPO / "pages" / "1_Segment.py", "ko")
+    assert "이미지" in at.info[0].value
+    at.sidebar.radio(key="lang").set_value("en").run()
+    assert "Upload an image" in at.info[0].value
+
+
+def test_segdemo_imports_without_streamlit():
+    modules = [p.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+               for p in (REPO / "segdemo").rglob("*.py")
+               if "ui" not in p.relative_to(REPO / "segdemo").parts and p.name != "__main__.py"]
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "assert 'streamlit' not in sys.modules, 'streamlit imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,0 +1,106 @@
+"""Inference: preprocessing, upsampling and per-pixel probabilities against torch references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from segdemo import inference, registry, weights
+from segdemo.inference import network_input_size, pixel_probabilities, predict, upsampled_labels
+
+
+def reference_upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+@pytest.mark.parametrize("size", [(33, 47), (100, 80), (64, 64)])
+def test_upsampled_labels_match_interpolate_argmax(size):
+    torch.manual_seed(0)
+    logits = torch.randn(21, 13, 17)
+    expected = reference_upsample(logits, size).argmax(0).numpy()
+    np.testing.assert_array_equal(upsampled_labels(logits, size), expected)
+
+
+def test_banded_path_matches_full_interpolation(monkeypatch):
+    torch.manual_seed(1)
+    logits = torch.randn(21, 20, 30)
+    size = (157, 211)
+    full = reference_upsample(logits, size)
+    monkeypatch.setattr(inference, "_MAX_FULL_RES_ELEMENTS", 21 * 211 * 7)  # bands of 7 rows
+    np.testing.assert_array_equal(upsampled_labels(logits, size), full.argmax(0).numpy())
+    conf, entropy = inference.uncertainty_maps(logits, size)
+    p = full.softmax(0)
+    np.testing.assert_allclose(conf, p.max(0).values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(entropy, (-(p * p.log()).sum(0) / np.log(21)).numpy(), atol=1e-5)
+
+
+def test_pixel_probabilities_equal_upsample_then_softmax():
+    torch.manual_seed(2)
+    logits = torch.randn(5, 9, 14)
+    size = (61, 83)
+    probs = reference_upsample(logits, size).softmax(0)
+    rng = np.random.default_rng(0)
+    for x, y in zip(rng.integers(0, size[1], 20), rng.integers(0, size[0], 20)):
+        torch.testing.assert_close(pixel_probabilities(logits, size, int(x), int(y)), probs[:, y, x],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_network_input_size_resizes_shorter_side():
+    assert network_input_size((375, 500), 520) == (520, 693)
+    assert network_input_size((500, 375), 520) == (693, 520)
+    assert network_input_size((375, 500), None) == (375, 500)
+
+
+def test_predict_matches_independent_torchvision_pipeline():
+    """segdemo's path equals resize+normalise (torchvision.transforms.v2), model, upsample, argmax."""
+    entry = registry.get("lraspp_mobilenet_v3_large")
+    model = weights.load_model(entry, allow_random=True)
+    rgb = np.random.default_rng(3).integers(0, 255, (300, 451, 3), dtype=np.uint8)
+    pred = predict(model, entry, rgb, 520)
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)
+    x = TF.resize(x, [520], antialias=True)  # shorter side to 520 (upscaling here)
+    x = TF.normalize(TF.to_dtype(x, torch.float32, scale=True), list(entry.preprocess.mean),
+                     list(entry.preprocess.std))
+    with torch.inference_mode():
+        out = model.net(x[None])["out"][0]
+    expected = reference_upsample(out, (300, 451)).argmax(0).numpy()
+    agreement = (pred.labels == expected).mean()
+    assert agreement > 0.999, agreement  # uint8 rounding in v2's resize may move a few pixels
+    assert pred.logits.shape == (21, 520, 781)
+    assert set(pred.timings) == {"preprocess", "forward", "postprocess"}
+    probs = pred.probabilities_at(200, 100)
+    assert abs(float(probs.sum()) - 1) < 1e-5
+    assert pred.topk_at(200, 100)[0][0] == int(pred.labels[100, 200])
+
+
+class _PaddingProbe(torch.nn.Module):
+    """Stands for a U-Net: needs sizes divisible by 16, returns 2 'classes' from the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-1] % 16 == 0 and x.shape[-2] % 16 == 0
+        return torch.cat([x[:, :1], -x[:, :1]], 1)
+
+
+def test_padding_is_cropped_back():
+    entry = registry.ModelEntry(
+        name="probe", architecture="probe", backbone="none", label_set_key="isbi",
+        build=_PaddingProbe, weights=registry.WeightsSpec(filename="none"),
+        preprocess=registry.Preprocess(resize_size=None, mean=(0.5,), std=(0.5,), grayscale=True, pad_multiple=16),
+    )
+    rgb = np.zeros((37, 50, 3), np.uint8)
+    rgb[:, 25:] = 255  # right half bright: class 0 (x > 0), left half dark: class 1
+    pred = predict(_PaddingProbe(), entry, rgb, None)
+    assert pred.labels.shape == (37, 50) and pred.logits.shape == (2, 37, 50)
+    assert (pred.labels[:, 30:] == 0).all() and (pred.labels[:, :20] == 1).all()
+
+
+def test_forward_pass_counter_counts_model_runs():
+    entry = registry.get("lraspp_mobilenet_v3_large")
+    model = weights.load_model(entry, allow_random=True)
+    before = inference.forward_pass_count()
+    predict(model, entry, np.zeros((64, 64, 3), np.uint8), 64)
+    assert inference.forward_pass_count() == before + 1
