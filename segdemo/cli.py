@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = (
     "segdemo.weights",
     "segdemo.predict",
+    "segdemo.eval_cli",
 )
 
 

@@ -7,7 +7,7 @@
 * :mod:`~segdemo.evaluate.batch`: pairing files, accumulating a data set, CSV/JSON export.
 """
 
-from segdemo.evaluate.batch import (BatchAccumulator, BatchResult, ImageRecord, PairPlan, pair_files,
+from segdemo.evaluate.batch import (BatchAccumulator, BatchResult, ImageRecord, PairPlan, pair_by_name, pair_files,
                                     per_class_csv, per_image_csv, read_folder, read_zip, run_batch, to_json,
                                     to_json_dict)
 from segdemo.evaluate.mapping import OTHER, LabelMapping, identity, mapping_by_name, mapping_from_names, preset_mapping
@@ -22,6 +22,6 @@ __all__ = [
     "ImageRecord", "LabelMapping", "MaskError", "Notice", "PairPlan", "PairResult", "Policy", "Scores",
     "colorize_labels", "decode_mask", "encode_index_png", "error_counts", "error_map", "evaluate_annotators", "evaluate_pair",
     "hatch", "identity", "iou_formula_values", "mapping_by_name", "mapping_from_names", "normalise_confusion",
-    "pair_files", "per_class_csv", "per_image_csv", "preset_mapping", "read_folder", "read_zip", "run_batch",
+    "pair_by_name", "pair_files", "per_class_csv", "per_image_csv", "preset_mapping", "read_folder", "read_zip", "run_batch",
     "score_confusion", "to_json", "to_json_dict", "valid_mask",
 ]

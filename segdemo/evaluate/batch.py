@@ -21,7 +21,8 @@ import numpy as np
 
 from segdemo.evaluate.mapping import LabelMapping
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES, Notice
-from segdemo.evaluate.scoring import EvaluationError, PairResult, Policy, Scores, evaluate_pair, score_confusion
+from segdemo.evaluate.scoring import (EvaluationError, PairResult, Policy, Scores, evaluate_annotators, evaluate_pair,
+                                      score_confusion)
 from segdemo.labels import LabelSet
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -112,6 +113,28 @@ def pair_files(names: Iterable[str]) -> PairPlan:
     return plan
 
 
+def pair_by_name(image_names: Iterable[str], mask_names: Iterable[str]) -> PairPlan:
+    """Pair two explicit lists (an images folder and a masks folder) on :func:`pair_key`."""
+    images: dict[str, str] = {}
+    masks: dict[str, str] = {}
+    plan = PairPlan(pairs=[])
+    for names, into in ((sorted(image_names), images), (sorted(mask_names), masks)):
+        for n in names:
+            key = pair_key(n)
+            if key in into:
+                plan.duplicates.append(n)
+            else:
+                into[key] = n
+    for key in sorted(set(images) | set(masks)):
+        if key in images and key in masks:
+            plan.pairs.append((key, images[key], masks[key]))
+        elif key in images:
+            plan.images_without_mask.append(images[key])
+        else:
+            plan.masks_without_image.append(masks[key])
+    return plan
+
+
 def read_zip(data: bytes) -> dict[str, bytes]:
     """The image-like files of a zip archive, refusing archives that unpack too big."""
     try:
@@ -169,12 +192,15 @@ class BatchAccumulator:
     """Adds pairs one at a time into one confusion matrix and per-image records."""
 
     def __init__(self, label_set: LabelSet, ignore_index: int | None, policy: Policy = Policy(),
-                 mapping: LabelMapping | None = None, boundary: bool = True) -> None:
+                 mapping: LabelMapping | None = None, boundary: bool = True, annotators: bool = False) -> None:
+        """``annotators``: the "predictions" are a second human annotation
+        (scored with :func:`evaluate_annotators`: void in either is not compared)."""
         self.label_set = label_set
         self.ignore_index = ignore_index
         self.policy = policy
         self.mapping = mapping
         self.boundary = boundary
+        self.annotators = annotators
         n_eval = mapping.num_eval_classes if mapping is not None else label_set.num_classes
         self.cm = np.zeros((n_eval, n_eval), dtype=np.int64)
         self.images: list[ImageRecord] = []
@@ -184,8 +210,12 @@ class BatchAccumulator:
             notices: list[Notice] | None = None) -> PairResult:
         """Score one pair and add its counts; raises :class:`EvaluationError` (recorded)."""
         try:
-            result = evaluate_pair(pred, truth, self.label_set, self.ignore_index, self.policy,
-                                   self.mapping, self.boundary, name)
+            if self.annotators:
+                result = evaluate_annotators(truth, pred, self.label_set, self.ignore_index, self.policy,
+                                             self.boundary, name)
+            else:
+                result = evaluate_pair(pred, truth, self.label_set, self.ignore_index, self.policy,
+                                       self.mapping, self.boundary, name)
         except EvaluationError as exc:
             self.add_error(name, exc.key, exc.values, notices)
             raise

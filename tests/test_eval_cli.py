@@ -1,0 +1,141 @@
+"""``python -m segdemo eval``: saved predictions, a model, bad pairs, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segdemo import metrics
+from segdemo.cli import main
+from segdemo.evaluate import encode_index_png
+from segdemo.labels import CAMVID
+
+torch.set_num_threads(1)
+
+
+def _root(data_dir):
+    if not (data_dir / "voc" / "SegmentationClass").is_dir() or not (data_dir / "camvid" / "valannot").is_dir():
+        pytest.skip("real data absent")
+    return data_dir
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["eval", "--quiet", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _torchvision_cm(pairs, n):
+    mat = torch.zeros((n, n), dtype=torch.int64)
+    for pred, truth in pairs:
+        a = torch.from_numpy(truth.astype(np.int64)).flatten()
+        b = torch.from_numpy(pred.astype(np.int64)).flatten()
+        k = (a >= 0) & (a < n)
+        mat += torch.bincount(n * a[k] + b[k], minlength=n**2).reshape(n, n)
+    return mat.numpy()
+
+
+@pytest.fixture
+def camvid_pred_dirs(data_dir, tmp_path):
+    """Saved "predictions" (the next frame's annotation) and masks, plus two bad cases."""
+    root = _root(data_dir) / "camvid" / "valannot"
+    frames = sorted(root.glob("*.png"))[:4]
+    pred_dir, mask_dir = tmp_path / "pred", tmp_path / "masks"
+    pred_dir.mkdir()
+    mask_dir.mkdir()
+    pairs = []
+    for a, b in zip(frames, frames[1:]):
+        truth = np.array(Image.open(a))
+        pred = np.where(np.array(Image.open(b)) == 11, 3, np.array(Image.open(b)))
+        (pred_dir / f"{a.stem}_labels.png").write_bytes(encode_index_png(pred, CAMVID))
+        shutil.copy(a, mask_dir / a.name)
+        pairs.append((pred, truth))
+    (pred_dir / "lonely_labels.png").write_bytes(encode_index_png(np.zeros((4, 4), np.uint8), CAMVID))
+    (pred_dir / "broken_labels.png").write_bytes(encode_index_png(np.zeros((4, 4), np.uint8), CAMVID))
+    (mask_dir / "broken.png").write_bytes(b"garbage")
+    (pred_dir / "void_labels.png").write_bytes(encode_index_png(np.zeros((4, 4), np.uint8), CAMVID))
+    (mask_dir / "void.png").write_bytes(encode_index_png(np.full((4, 4), 11, np.uint8), CAMVID))
+    return pred_dir, mask_dir, pairs
+
+
+def test_saved_predictions_json_matches_torchvision_reference(capsys, camvid_pred_dirs):
+    pred_dir, mask_dir, pairs = camvid_pred_dirs
+    code, out, _ = _run(capsys, "--pred", str(pred_dir), "--masks", str(mask_dir), "--labels", "camvid",
+                        "--json", "--no-boundary")
+    assert code == 1  # some pairs failed, the rest were scored
+    data = json.loads(out)
+    cm = np.array(data["confusion_matrix"])
+    np.testing.assert_array_equal(cm, _torchvision_cm(pairs, 11))
+    assert data["summary"]["mIoU"] == pytest.approx(metrics.mean_iou(cm))
+    assert data["meta"]["ignore_index"] == 11
+    errors = {im["name"]: im["error"] for im in data["images"] if im["error"]}
+    assert set(errors) == {"lonely_labels.png", "broken_labels.png", "void_labels.png"}
+    assert "no mask" in errors["lonely_labels.png"]
+    assert "not an image" in errors["broken_labels.png"]
+    assert "ignored" in errors["void_labels.png"]
+    per_image = [metrics.mean_iou(metrics.confusion_matrix(p, t, 11, 11)) for p, t in pairs]
+    assert data["mean_of_per_image_mIoU"] == pytest.approx(float(np.mean(per_image)))
+
+
+def test_text_report_and_csv(capsys, camvid_pred_dirs, tmp_path):
+    pred_dir, mask_dir, pairs = camvid_pred_dirs
+    csv_path = tmp_path / "classes.csv"
+    code, out, _ = _run(capsys, "--pred", str(pred_dir), "--masks", str(mask_dir), "--labels", "camvid",
+                        "--csv", str(csv_path), "--lang", "ko")
+    assert code == 1
+    assert "Pedestrian" in out and "mIoU" in out and "누적 mIoU" in out
+    rows = csv_path.read_text().strip().splitlines()
+    assert len(rows) == 12 and rows[0].startswith("id,class,TP,FP,FN,IoU")
+
+
+def test_ignore_index_option(capsys, camvid_pred_dirs):
+    pred_dir, mask_dir, pairs = camvid_pred_dirs
+    _, out_default, _ = _run(capsys, "--pred", str(pred_dir), "--masks", str(mask_dir), "--labels", "camvid",
+                             "--json", "--no-boundary")
+    _, out_sky, _ = _run(capsys, "--pred", str(pred_dir), "--masks", str(mask_dir), "--labels", "camvid",
+                         "--json", "--no-boundary", "--ignore-index", "0")
+    cm_default = np.array(json.loads(out_default)["confusion_matrix"])
+    cm_sky = np.array(json.loads(out_sky)["confusion_matrix"])
+    assert cm_sky[0].sum() == 0
+    # With Sky ignored, CamVid's void (11) is an id outside the label set: still not counted.
+    assert cm_sky.sum() == cm_default.sum() - cm_default[0].sum()
+
+
+def test_two_annotators_from_the_command_line(capsys, data_dir):
+    voc = _root(data_dir) / "voc"
+    code, out, _ = _run(capsys, "--pred", str(voc / "SegmentationClass_second_annotator"),
+                        "--masks", str(voc / "SegmentationClass"), "--labels", "voc", "--annotator", "--json")
+    data = json.loads(out)
+    assert code == 1  # two official masks have no second annotation
+    ious = [r["IoU"] for r in data["per_class"] if r["IoU"] is not None]
+    assert len(ious) == 7 and min(ious) >= 0.89
+    assert sum(1 for im in data["images"] if im["error"]) == 2
+
+
+def test_model_on_images(capsys, data_dir):
+    voc = _root(data_dir) / "voc"
+    code, out, err = _run(capsys, "--model", "lraspp_mobilenet_v3_large", "--images", str(voc / "JPEGImages"),
+                          "--masks", str(voc / "SegmentationClass"), "--json", "--size", "96", "--device", "cpu",
+                          "--no-boundary")
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["images"]) == 5 and not any(im["error"] for im in data["images"])
+    valid = sum(int((np.array(Image.open(p)) != 255).sum()) for p in (voc / "SegmentationClass").glob("*.png"))
+    assert data["summary"]["valid_pixels"] == valid
+
+
+def test_usage_errors(capsys, data_dir, tmp_path):
+    code, _, err = _run(capsys, "--masks", str(tmp_path))
+    assert code == 2 and "--pred" in err
+    code, _, err = _run(capsys, "--pred", str(tmp_path / "nope"), "--masks", str(tmp_path), "--labels", "voc")
+    assert code == 2 and "not found" in err
+    code, _, err = _run(capsys, "--pred", str(tmp_path), "--masks", str(tmp_path), "--labels", "isbi",
+                        "--gt-labels", "voc")
+    assert code == 2 and "do not match" in err
+    code, _, err = _run(capsys, "--model", "no_such_model", "--images", str(tmp_path), "--masks", str(tmp_path))
+    assert code == 2 and "no_such_model" in err
