@@ -226,3 +226,20 @@ def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
         timings={"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": t3 - t2},
         device=device, model_name=entry.name,
     )
+
+
+def predict_with_cpu_fallback(
+    model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray, inference_size: int | None,
+    device: str, half: bool, cpu_model: Callable[[], torch.nn.Module],
+) -> tuple[Prediction, bool]:
+    """Like :func:`predict`; on CUDA out-of-memory, free the cache and run on the CPU.
+
+    ``cpu_model`` returns the same model on the CPU (only called when needed).
+    Returns the prediction and whether it fell back.
+    """
+    try:
+        return predict(model, entry, rgb, inference_size, device, half), False
+    except torch.cuda.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return predict(cpu_model(), entry, rgb, inference_size, "cpu", False), True

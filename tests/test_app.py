@@ -79,3 +79,19 @@ def test_segdemo_imports_without_streamlit():
             "assert 'streamlit' not in sys.modules, 'streamlit imported'\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_model_cache_keys_on_real_identity_and_is_bounded(clear_streamlit_caches):
+    from segdemo import ui
+
+    a = ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random")
+    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is a
+    b = ui._cached_model("deeplabv3_mobilenet_v3_large", "cpu", False, "random")
+    assert b is not a and (a.entry_name, b.entry_name) == ("lraspp_mobilenet_v3_large",
+                                                           "deeplabv3_mobilenet_v3_large")
+    # Same name, other weights file: a different cache entry, never the stale model.
+    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "/w/x.pth:1:2") is not a
+    for identity in ("k1", "k2", "k3"):
+        ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, identity)
+    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is not a, \
+        f"the cache holds at most {ui.MAX_CACHED_MODELS} models"

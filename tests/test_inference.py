@@ -104,3 +104,35 @@ def test_forward_pass_counter_counts_model_runs():
     before = inference.forward_pass_count()
     predict(model, entry, np.zeros((64, 64, 3), np.uint8), 64)
     assert inference.forward_pass_count() == before + 1
+
+
+class _OutOfMemoryOnce(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def test_out_of_memory_falls_back_to_cpu():
+    entry = registry.get("lraspp_mobilenet_v3_large")
+    cpu = weights.load_model(entry, allow_random=True)
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    pred, fell_back = inference.predict_with_cpu_fallback(_OutOfMemoryOnce(), entry, rgb, 40, "cpu", False,
+                                                          cpu_model=lambda: cpu)
+    assert fell_back and pred.device == "cpu" and pred.labels.shape == (40, 40)
+    direct, fell_back = inference.predict_with_cpu_fallback(cpu, entry, rgb, 40, "cpu", False, cpu_model=None)
+    assert not fell_back
+    np.testing.assert_array_equal(direct.labels, pred.labels)
+
+
+def test_concurrent_sessions_share_one_model_safely():
+    """Reruns run in threads: concurrent predictions equal sequential ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entry = registry.get("lraspp_mobilenet_v3_large")
+    model = weights.load_model(entry, allow_random=True)
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(4)]
+    sequential = [predict(model, entry, im, 96).labels for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda im: predict(model, entry, im, 96).labels, images))
+    for a, b in zip(sequential, parallel):
+        np.testing.assert_array_equal(a, b)

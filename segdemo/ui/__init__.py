@@ -21,7 +21,7 @@ import torch
 
 from segdemo import config, devices, i18n, registry, samples, weights
 from segdemo.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, load_image_file
-from segdemo.inference import Prediction, predict
+from segdemo.inference import Prediction, predict_with_cpu_fallback
 from segdemo.labels import get_label_set
 from segdemo.registry import ModelEntry
 
@@ -284,13 +284,11 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
         cache.move_to_end(key)
         return cache[key]
     model = get_model(name, settings)
-    try:
-        pred = predict(model, entry, image.rgb, settings.inference_size, settings.device, settings.half)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
+    pred, fell_back = predict_with_cpu_fallback(
+        model, entry, image.rgb, settings.inference_size, settings.device, settings.half,
+        cpu_model=lambda: get_model(name, settings, device="cpu"))
+    if fell_back:
         st.warning(tr("model.oom"))
-        cpu_model = get_model(name, settings, device="cpu")
-        pred = predict(cpu_model, entry, image.rgb, settings.inference_size, "cpu", False)
     with _prediction_lock:
         cache[key] = pred
         while len(cache) > MAX_CACHED_PREDICTIONS:
