@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segdemo import render
 from segdemo.labels import LabelSet
 
 # Okabe-Ito-like colours that stay distinct for colour-blind viewers.
@@ -36,7 +37,7 @@ def colorize_labels(
 ) -> np.ndarray:
     """Class colours of ``label_set``; ``other_id`` pixels grey; invalid pixels hatched."""
     labels = np.asarray(labels)
-    rgb = label_set.palette_array()[np.clip(labels, 0, 255)]
+    rgb = render.colorize(np.clip(labels, 0, 255), label_set)
     if other_id is not None:
         rgb[labels == other_id] = OTHER_COLOR
     if valid is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from segdemo import render
 from segdemo.labels import LabelSet
 
 # Same bound as segdemo.images: rejects decompression bombs before decoding.
@@ -102,16 +103,8 @@ def decode_rgb_mask(
 
 
 def resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a label map to ``size`` = (height, width) by nearest neighbour.
-
-    Source pixel of output pixel ``i`` is ``floor((i + 0.5) * in / out)``: the
-    pixel whose centre is closest, so ids are never blended into new ids.
-    """
-    h, w = size
-    in_h, in_w = labels.shape
-    rows = np.minimum(((np.arange(h) + 0.5) * in_h / h).astype(np.int64), in_h - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * in_w / w).astype(np.int64), in_w - 1)
-    return labels[rows[:, None], cols[None, :]]
+    """Resize a label map to ``size`` = (height, width) by nearest neighbour (ids never blend)."""
+    return render.resize_labels(np.asarray(labels, dtype=np.int32), (size[1], size[0]))
 
 
 def _open(data: bytes, name: str) -> Image.Image:
@@ -230,9 +223,5 @@ def decode_mask(
 
 
 def encode_index_png(labels: np.ndarray, label_set: LabelSet) -> bytes:
-    """A palette PNG of ``labels`` (ids < 256) with the label set's colours."""
-    img = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P")
-    img.putpalette(label_set.flat_palette())
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    """A palette PNG of ``labels`` (ids < 256) with the label set's colours, as VOC ships masks."""
+    return render.label_png_bytes(np.asarray(labels), label_set)
