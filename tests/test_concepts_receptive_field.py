@@ -165,3 +165,34 @@ def test_bad_layers_are_rejected() -> None:
         rf.Layer("x", 3, 2, branch_dilations=(2, 4))
     with pytest.raises(ValueError):
         rf.exact_rf([rf.Layer("x", 3, 1, 3000)])
+
+
+def test_editor_rows_round_trip_and_errors() -> None:
+    layers = rf.PRESETS["deeplabv3_os16"]
+    parsed, errors = rf.layers_from_rows(rf.layers_to_rows(layers))
+    assert parsed == layers and errors == []
+    rows = [
+        {"layer": "ok", "kernel": 3, "stride": 2, "dilation": 1, "rates": ""},
+        {"layer": "bad", "kernel": 2.5, "stride": 1, "dilation": 1, "rates": ""},
+        {"layer": "zero", "kernel": 0, "stride": 1, "dilation": 1, "rates": ""},
+        {"layer": "r", "kernel": 3, "stride": 1, "dilation": 1, "rates": "6, x"},
+        {"layer": "rs", "kernel": 3, "stride": 2, "dilation": 1, "rates": "6,12"},
+        {"layer": "empty", "kernel": None},
+        {"layer": "aspp", "kernel": 3, "stride": 1, "dilation": 1, "rates": "6;12"},
+    ]
+    parsed, errors = rf.layers_from_rows(rows)
+    assert [l.name for l in parsed] == ["ok", "aspp"] and parsed[1].branch_dilations == (6, 12)
+    assert errors == [(2, "labs.rf.err.number"), (3, "labs.rf.err.number"), (4, "labs.rf.err.rates"),
+                      (5, "labs.rf.err.rates_stride")]
+
+
+def test_structural_rf_with_squeeze_excitation_is_global_and_finite() -> None:
+    from torchvision.ops import SqueezeExcitation
+
+    torch.manual_seed(0)
+    blocks: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1)]
+    for _ in range(12):  # repeated gates used to square activations into inf/NaN
+        blocks += [nn.Conv2d(8, 8, 3, padding=1), nn.Hardswish(), SqueezeExcitation(8, 4)]
+    net = nn.Sequential(*blocks).eval()
+    mask = rf.structural_rf(net, (3, 24, 24), (3, 3))
+    assert mask.all()  # global average pooling in the gate reaches every pixel

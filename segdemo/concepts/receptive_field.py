@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -48,7 +48,7 @@ class Layer:
     kernel: int
     stride: int = 1
     dilation: int = 1
-    kind: str = "conv"  # "conv" | "pool" | "aspp"
+    kind: str = field(default="conv", compare=False)  # "conv" | "pool" | "aspp": a label only
     branch_dilations: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -224,9 +224,8 @@ def exact_rf(layers: Sequence[Layer], max_size: int = 4096) -> ExactRF:
     with torch.enable_grad():
         y = net(x)
         oy, ox = y.shape[-2] // 2, y.shape[-1] // 2
-        y[0, 0, oy, ox].backward()
-    assert x.grad is not None
-    return ExactRF(x.grad[0, 0].numpy().copy(), j, (int(y.shape[-2]), int(y.shape[-1])))
+        (grad,) = torch.autograd.grad(y[0, 0, oy, ox], x)
+    return ExactRF(grad[0, 0].numpy().copy(), j, (int(y.shape[-2]), int(y.shape[-1])))
 
 
 # ------------------------------------------------------------------ presets
@@ -358,7 +357,8 @@ def dilated_vs_standard(c_in: int, c_out: int, kernel: int, dilation: int, size:
 
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
-                nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d)
+                nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d)
+_GATES = (nn.Sigmoid, nn.Hardsigmoid)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d,
           nn.SyncBatchNorm)
 
@@ -369,6 +369,11 @@ def _linearise_(module: nn.Module) -> None:
             # Non-linearities and normalisation only rescale (or zero) paths;
             # normalisation over the whole map would even make the field global.
             setattr(module, name, nn.Identity())
+        elif isinstance(child, _GATES):
+            # Gates multiply features (squeeze-and-excitation, LR-ASPP): a sigmoid
+            # keeps them bounded (no squaring blow-up) with a gradient that is
+            # never exactly zero, unlike hardsigmoid's flat parts.
+            setattr(module, name, nn.Sigmoid())
         elif isinstance(child, nn.MaxPool2d):
             # Max pooling can route the gradient through any pixel of its window.
             setattr(module, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
@@ -385,6 +390,8 @@ def _linearise_(module: nn.Module) -> None:
 
 def linearised_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with positive weights and no activations or normalisation.
+
+    Gates (sigmoid, hardsigmoid) become sigmoids so multiplicative attention stays bounded.
 
     Its gradient support from one output pixel is the set of input pixels that
     are connected to that output through the graph: the theoretical RF of that
@@ -417,9 +424,10 @@ def gradient_of_output_pixel(model: nn.Module, x: torch.Tensor, yx: tuple[int, i
     with torch.enable_grad():
         logits = _logits(model(x))
         oy, ox = output_position(yx, tuple(x.shape[-2:]), tuple(logits.shape[-2:]))
-        logits[0, class_index, oy, ox].backward()
-    assert x.grad is not None
-    return x.grad[0].abs().sum(0).detach().cpu()
+        # autograd.grad, not backward(): nothing accumulates in the (shared,
+        # cached) model's parameters and no weight gradient is computed.
+        (grad,) = torch.autograd.grad(logits[0, class_index, oy, ox], x)
+    return grad[0].abs().sum(0).detach().float().cpu()
 
 
 def structural_rf(model: nn.Module, input_shape: tuple[int, int, int], yx: tuple[int, int],
@@ -532,3 +540,68 @@ def preprocess_for_lab(rgb: np.ndarray, mean: Sequence[float], std: Sequence[flo
     if grayscale and m.shape[1] != 1:
         m, s = m.mean(1, keepdim=True), s.mean(1, keepdim=True)
     return (x - m) / s
+
+
+# ------------------------------------------------------------------ the layer editor
+
+
+MAX_KERNEL, MAX_STRIDE, MAX_DILATION = 15, 4, 64
+
+
+def layers_from_rows(rows: Sequence[dict]) -> tuple[list[Layer], list[tuple[int, str]]]:
+    """Parse the editor's rows (layer, kernel, stride, dilation, rates) into layers.
+
+    Returns the valid layers and, for each rejected row, (row number, error key):
+    ``labs.rf.err.number`` (kernel/stride/dilation not an integer in range),
+    ``labs.rf.err.rates`` (rates not a comma-separated list of integers >= 1),
+    ``labs.rf.err.rates_stride`` (parallel branches with stride != 1).
+    Empty rows (no kernel) are skipped silently.
+    """
+    layers: list[Layer] = []
+    errors: list[tuple[int, str]] = []
+    for i, row in enumerate(rows, start=1):
+        kernel = row.get("kernel")
+        if kernel is None or (isinstance(kernel, float) and math.isnan(kernel)):
+            continue
+        try:
+            values = [_as_int(row.get(name, default)) for name, default in
+                      (("kernel", 1), ("stride", 1), ("dilation", 1))]
+        except ValueError:
+            errors.append((i, "labs.rf.err.number"))
+            continue
+        k, s, d = values
+        if not (1 <= k <= MAX_KERNEL and 1 <= s <= MAX_STRIDE and 1 <= d <= MAX_DILATION):
+            errors.append((i, "labs.rf.err.number"))
+            continue
+        text = str(row.get("rates") or "").strip()
+        rates: tuple[int, ...] = ()
+        if text and text.lower() not in ("nan", "none"):
+            try:
+                rates = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+            except ValueError:
+                errors.append((i, "labs.rf.err.rates"))
+                continue
+            if any(not 1 <= r <= MAX_DILATION for r in rates):
+                errors.append((i, "labs.rf.err.rates"))
+                continue
+            if s != 1:
+                errors.append((i, "labs.rf.err.rates_stride"))
+                continue
+        name = str(row.get("layer") or f"layer{i}")
+        layers.append(Layer(name, k, s, d, "aspp" if rates else "conv", rates))
+    return layers, errors
+
+
+def _as_int(value: object) -> int:
+    if value is None or isinstance(value, bool):
+        raise ValueError("not an integer")
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number) or number != int(number):
+        raise ValueError("not an integer")
+    return int(number)
+
+
+def layers_to_rows(layers: Sequence[Layer]) -> list[dict]:
+    """The editor's rows for a stack (inverse of :func:`layers_from_rows`)."""
+    return [{"layer": l.name, "kernel": l.kernel, "stride": l.stride, "dilation": l.dilation,
+             "rates": ",".join(str(r) for r in l.branch_dilations)} for l in layers]

@@ -1,0 +1,86 @@
+"""Widgets shared by the concept labs (receptive field, upsampling, FC vs conv, separable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from segdemo import config, registry, weights
+from segdemo.registry import ModelEntry
+from segdemo.ui import Settings, get_model, tr
+
+# Gradients through a model shared by all sessions: one at a time.
+GRADIENT_LOCK = threading.Lock()
+
+
+def check_mark(ok: bool) -> str:
+    """✅ when a displayed number equals PyTorch's, ❌ otherwise."""
+    return "✅" if ok else "❌"
+
+
+def lab_model_entry(settings: Settings) -> ModelEntry | None:
+    """The model a lab uses: the sidebar's if its weights are on disk, else one that has them.
+
+    Says which one is used. Without any trained weights the sidebar's model runs
+    with random weights when that is allowed (tests, offline development);
+    otherwise the lab explains and returns None (the rest of the page still works).
+    """
+    chosen = settings.entry
+    if weights.locate(chosen) is not None:
+        return chosen
+    with_weights = [e for e in registry.list_models() if weights.locate(e) is not None]
+    if with_weights:
+        other = with_weights[0]
+        st.info(tr("labs.model.substituted", chosen=chosen.display_name, used=other.display_name))
+        return other
+    if config.allow_random_weights():
+        return chosen
+    st.warning(tr("labs.model.none_available", chosen=chosen.display_name))
+    return None
+
+
+def lab_model(settings: Settings, entry: ModelEntry) -> torch.nn.Module:
+    """The cached float32 model (gradients need full precision)."""
+    return get_model(entry.name, dataclasses.replace(settings, half=False))
+
+
+def clicked_pixel(display: np.ndarray, full_hw: tuple[int, int], key: str) -> tuple[int, int]:
+    """Show ``display`` clickable; return the clicked (y, x) in full-size pixels.
+
+    The last click is remembered per key; the centre is used before any click.
+    """
+    from streamlit_image_coordinates import streamlit_image_coordinates
+
+    click = streamlit_image_coordinates(display, key=key)
+    h, w = full_hw
+    store = f"{key}_yx"
+    if click:
+        shown_w = click.get("width") or display.shape[1]
+        shown_h = click.get("height") or display.shape[0]
+        y = int(click["y"] * h / shown_h)
+        x = int(click["x"] * w / shown_w)
+        st.session_state[store] = (min(max(y, 0), h - 1), min(max(x, 0), w - 1))
+    yx = st.session_state.get(store, (h // 2, w // 2))
+    if yx[0] >= h or yx[1] >= w:  # a click on a previous, larger image
+        yx = (h // 2, w // 2)
+    return yx
+
+
+def session_cache(name: str, key: tuple[Any, ...], compute: Any, max_entries: int = 8) -> Any:
+    """Per-session memo for slow lab results (gradients through a model)."""
+    store: dict = st.session_state.setdefault(f"_lab_cache_{name}", {})
+    if key not in store:
+        if len(store) >= max_entries:
+            store.pop(next(iter(store)))
+        store[key] = compute()
+    return store[key]
+
+
+def latex(expr: str) -> None:
+    """A formula, centred."""
+    st.latex(expr)
