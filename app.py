@@ -1,33 +1,16 @@
 """segdemo home page: what the app teaches, the compute device, links to every page."""
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from segdemo import devices, registry, weights
-from segdemo.ui import setup_page, tr
-
-# (page file, catalogue key of its title); pages are linked only once they exist.
-PAGES = (
-    ("pages/1_Segment.py", "page.segment"),
-    ("pages/2_FCN_Skip_Comparison.py", "page.fcn"),
-    ("pages/3_U-Net.py", "page.unet"),
-    ("pages/4_Evaluate.py", "page.evaluate"),
-    ("pages/5_Receptive_Field.py", "page.receptive_field"),
-    ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
-    ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
-    ("pages/8_Depthwise_Separable.py", "page.separable"),
-)
+from segdemo.ui import page_links, setup_page, tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
-here = Path(__file__).parent
 st.write(tr("home.intro"))
 
 st.subheader(tr("home.pages"))
-for path, key in PAGES:
-    if (here / path).exists():
-        st.page_link(path, label=tr(key))
+page_links(st.container())
 
 st.subheader(tr("home.device"))
 st.write(devices.device_name(settings.device))

@@ -26,6 +26,19 @@ from segdemo.labels import get_label_set
 from segdemo.registry import ModelEntry
 
 INFERENCE_SIZES = (320, 520, 0)  # 0 = the original size
+
+# (page file relative to the repository root, catalogue key of its title)
+PAGES = (
+    ("app.py", "page.home"),
+    ("pages/1_Segment.py", "page.segment"),
+    ("pages/2_FCN_Skip_Comparison.py", "page.fcn"),
+    ("pages/3_U-Net.py", "page.unet"),
+    ("pages/4_Evaluate.py", "page.evaluate"),
+    ("pages/5_Receptive_Field.py", "page.receptive_field"),
+    ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
+    ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
+    ("pages/8_Depthwise_Separable.py", "page.separable"),
+)
 MAX_CACHED_MODELS = 3
 MAX_CACHED_PREDICTIONS = 12
 
@@ -113,8 +126,8 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     st.sidebar.selectbox(tr("sidebar.backbone"), backbones, key="backbone")
     entry = registry.find(st.session_state["arch"], st.session_state["backbone"])
 
-    info = tr("sidebar.model_info", labels=entry.label_set.num_classes,
-              params=f"{entry.num_params / 1e6:.1f} M" if entry.num_params else "?", size=_size_text(entry))
+    info = tr("sidebar.model_info", params=f"{entry.num_params / 1e6:.1f} M" if entry.num_params else "?",
+              size=_size_text(entry))
     st.sidebar.caption(f"{tr('labelset.' + entry.label_set_key)} · {info}")
     if entry.metrics.get("miou") is not None and entry.metrics.get("pixel_acc") is not None:
         st.sidebar.caption(tr("sidebar.metrics", miou=entry.metrics["miou"], acc=entry.metrics["pixel_acc"],
@@ -149,6 +162,24 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
         st.rerun()
 
 
+def existing_pages() -> list[tuple[str, str]]:
+    """The pages of :data:`PAGES` whose file exists."""
+    return [(path, key) for path, key in PAGES if (config.REPO_DIR / path).exists()]
+
+
+def page_links(container: Any) -> None:
+    """Links to every page, titled in the session's language."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    for path, key in existing_pages():
+        try:
+            container.page_link(path, label=tr(key).split(" — ")[0])  # the short part of the title
+        except StreamlitPageNotFoundError:
+            # A page run on its own (AppTest, a deep link in tests) has no page registry.
+            return
+    container.divider()
+
+
 def _inference_size_formatter() -> Callable[[int], str]:
     original = tr("sidebar.inference_size_original")
     return lambda size: original if size == 0 else f"{size} px"
@@ -163,6 +194,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     """
     st.set_page_config(page_title="segdemo", page_icon="🧩", layout="wide")
     seed_session_state()
+    page_links(st.sidebar)
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key="lang",
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
     device_options = devices.available_devices()
@@ -353,7 +385,7 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
         gallery = {s.name: s for s in samples.all_samples()}
         with cols[1]:
             chosen = st.multiselect(tr("input.samples"), list(gallery), key=f"{key}_samples",
-                                    help=tr("input.samples_help"))
+                                    help=tr("input.samples_help"), placeholder=tr("input.samples_placeholder"))
         for name in chosen:
             sample = gallery[name]
             result = _decode_cached(store_key, f"sample:{sample.path}", sample.path.read_bytes, sample.name)
