@@ -126,3 +126,51 @@ def test_mismatched_checkpoint_is_rejected(tmp_path):
 def test_default_model_exists():
     assert registry.default_model().name in {e.name for e in registry.list_models()}
     assert config.SHIPPED_MODELS_DIR.is_dir()
+
+
+@pytest.fixture
+def local_http(tmp_path):
+    """A static file server on 127.0.0.1 (the only network a test may use)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_checks_hash_reports_progress_and_loads(local_http, tmp_path, monkeypatch):
+    import hashlib
+
+    root, base_url = local_http
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SEGDEMO_WEIGHTS_DIR", str(tmp_path / "empty"))
+    base = registry.get("lraspp_mobilenet_v3_large")
+    torch.manual_seed(11)
+    net = base.build()
+    raw = tmp_path / "w.pth"
+    torch.save(net.state_dict(), raw)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    good_name, bad_name = f"lraspp-{digest[:8]}.pth", "lraspp-00000000.pth"
+    (root / good_name).write_bytes(raw.read_bytes())
+    (root / bad_name).write_bytes(raw.read_bytes())
+
+    seen: list[tuple[int, int]] = []
+    entry = replace(base, weights=registry.WeightsSpec(filename=good_name, url=f"{base_url}/{good_name}"))
+    path = weights.download(entry, lambda done, total: seen.append((done, total)))
+    assert path == config.torch_hub_checkpoints_dir() / good_name and path.is_file()
+    assert seen and seen[-1][0] == seen[-1][1] == raw.stat().st_size
+    model = weights.load_model(entry, allow_random=False)
+    assert model.weights_path == path and not model.random_weights
+
+    corrupt = replace(base, weights=registry.WeightsSpec(filename=bad_name, url=f"{base_url}/{bad_name}"))
+    with pytest.raises(weights.WeightsMissingError, match="hash"):
+        weights.download(corrupt)
+    assert not (config.torch_hub_checkpoints_dir() / bad_name).exists()
