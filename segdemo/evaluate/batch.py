@@ -179,6 +179,15 @@ class BatchResult:
     mean_image_miou: float
     mean_image_iou_per_class: np.ndarray
 
+    @classmethod
+    def from_pair(cls, result: PairResult) -> "BatchResult":
+        """A one-image "batch", so one pair exports like a batch (CSV, JSON)."""
+        s = result.scores
+        iou = np.where(s.absent, np.nan, s.iou)
+        record = ImageRecord(name=result.name, miou=s.summary["mIoU"], pixel_accuracy=s.summary["pixel_accuracy"],
+                             valid_pixels=int(s.summary["valid_pixels"]), iou=iou, notices=list(result.notices))
+        return cls(scores=s, images=[record], mean_image_miou=s.summary["mIoU"], mean_image_iou_per_class=iou)
+
     @property
     def errors(self) -> list[ImageRecord]:
         return [r for r in self.images if r.error is not None]

@@ -1,0 +1,252 @@
+"""Evaluate: IoU against ground truth, every library convention an explicit, explained choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from segdemo import samples, ui
+from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, MaskError, decode_mask, evaluate_annotators,
+                              evaluate_pair, pair_files, per_class_csv, per_image_csv, read_zip, run_batch, to_json)
+from segdemo.evaluate.examples import annotator_examples, batch_examples
+from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
+from segdemo.images import UPLOAD_TYPES, ImageError, decode_image
+from segdemo.ui import eval_widgets as ew
+from segdemo.ui import tr
+
+MODES = ("single", "annotators", "batch")
+st.session_state.setdefault("eval_mode", "single")
+settings = ui.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
+                         show_overlay=False)
+mode = st.radio(tr("eval.mode"), MODES, key="eval_mode", horizontal=True, format_func=ui.options_formatter("eval.mode."))
+st.caption(tr(f"eval.mode.{mode}.help"))
+entry = settings.entry
+
+
+def _set_truth_labels(key: str) -> None:
+    st.session_state["eval_gt_labels"] = key
+    ew._reset_ignore()
+
+
+def _read_upload(upload) -> tuple[str, bytes] | None:
+    return None if upload is None else (upload.name, upload.getvalue())
+
+
+def _image(named: tuple[str, bytes] | None):
+    """Decode an image once per content; errors are shown, None returned."""
+    if named is None:
+        return None
+    store = st.session_state.setdefault("_eval_images", {})
+    name, data = named
+    key = (name, hash(data))
+    if key not in store:
+        try:
+            store[key] = decode_image(data, name)
+        except ImageError as exc:
+            store[key] = exc
+        while len(store) > 16:
+            store.pop(next(iter(store)))
+    if isinstance(store[key], ImageError):
+        st.error(tr(store[key].key, **store[key].values))
+        return None
+    return store[key]
+
+
+def _mask(named, gt_set, ignore, size):
+    """Decode a mask; show its notices; None (with the message) when unusable."""
+    if named is None:
+        return None
+    try:
+        gt = decode_mask(named[1], named[0], gt_set, ignore, size)
+    except MaskError as exc:
+        st.error(tr(exc.key, **exc.values))
+        return None
+    ew.show_notices(gt.notices)
+    return gt
+
+
+def _downloads(result, stem: str, meta: dict) -> None:
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(tr("eval.download.csv"), data=lambda: per_class_csv(result), file_name=f"{stem}_classes.csv",
+                       mime="text/csv", on_click="ignore")
+    c2.download_button(tr("eval.download.images_csv"), data=lambda: per_image_csv(result, ew.describe),
+                       file_name=f"{stem}_images.csv", mime="text/csv", on_click="ignore")
+    c3.download_button(tr("eval.download.json"), data=lambda: to_json(result, meta, ew.describe),
+                       file_name=f"{stem}.json", mime="application/json", on_click="ignore")
+
+
+# ---------------------------------------------------------------- inputs
+
+if mode == "single":
+    examples = [s for s in samples.dataset_samples() if s.mask is not None and s.mask.is_file()]
+    sources = ("upload", "example") if examples else ("upload",)
+    st.session_state.setdefault("eval_source", sources[-1])
+    source = st.radio(tr("eval.source"), sources, key="eval_source", horizontal=True,
+                      format_func=ui.options_formatter("eval.source."))
+    if source == "example":
+        names = [s.name for s in examples]
+        if st.session_state.get("eval_example") not in names:
+            st.session_state["eval_example"] = names[0]
+            _set_truth_labels(examples[0].source)
+        choice = st.selectbox(tr("eval.example"), names, key="eval_example",
+                              on_change=lambda: _set_truth_labels(
+                                  next(s.source for s in examples if s.name == st.session_state["eval_example"])))
+        sample = next(s for s in examples if s.name == choice)
+        image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
+    else:
+        c1, c2 = st.columns(2)
+        image_in = _read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
+        mask_in = _read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
+                                                help=tr("eval.upload_mask_help")))
+elif mode == "annotators":
+    examples = annotator_examples()
+    sources = ("upload", "example") if examples else ("upload",)
+    st.session_state.setdefault("eval_ann_source", sources[-1])
+    source = st.radio(tr("eval.source"), sources, key="eval_ann_source", horizontal=True,
+                      format_func=ui.options_formatter("eval.source."))
+    if source == "example":
+        names = [e.name for e in examples]
+        if st.session_state.get("eval_ann_example") not in names:
+            st.session_state["eval_ann_example"] = names[0]
+            _set_truth_labels(examples[0].label_set_key)
+        choice = st.selectbox(tr("eval.example"), names, key="eval_ann_example")
+        ex = next(e for e in examples if e.name == choice)
+        image_in = (ex.image.name, ex.image.read_bytes())
+        mask_in, second_in = (ex.first.name, ex.first.read_bytes()), (ex.second.name, ex.second.read_bytes())
+    else:
+        c1, c2, c3 = st.columns(3)
+        image_in = _read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
+                                                 key="eval_ann_image"))
+        mask_in = _read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
+        second_in = _read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
+                                                  key="eval_ann_b"))
+else:
+    examples = batch_examples()
+    sources = ("upload", "example") if examples else ("upload",)
+    st.session_state.setdefault("eval_batch_source", sources[-1])
+    source = st.radio(tr("eval.source"), sources, key="eval_batch_source", horizontal=True,
+                      format_func=ui.options_formatter("eval.source."))
+    files: dict[str, object] = {}
+    if source == "example":
+        names = [e.name for e in examples]
+        if st.session_state.get("eval_batch_example") not in names:
+            st.session_state["eval_batch_example"] = names[0]
+            _set_truth_labels(examples[0].label_set_key)
+        choice = st.selectbox(tr("eval.example"), names, key="eval_batch_example",
+                              on_change=lambda: _set_truth_labels(next(
+                                  e.label_set_key for e in examples if e.name == st.session_state["eval_batch_example"])))
+        files = dict(next(e for e in examples if e.name == choice).files)
+    else:
+        uploads = st.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
+                                   accept_multiple_files=True, key="eval_batch_files", help=tr("eval.upload_batch_help"))
+        for up in uploads or []:
+            if up.name.lower().endswith(".zip"):
+                try:
+                    files.update({f"{up.name}/{k}": v for k, v in read_zip(up.getvalue()).items()})
+                except EvaluationError as exc:
+                    st.error(f"{up.name}: {tr(exc.key, **exc.values)}")
+            else:
+                files[up.name] = up.getvalue()
+
+# ---------------------------------------------------------------- conventions
+
+with st.expander(tr("eval.settings"), expanded=True):
+    gt_set = ew.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
+        "eval_gt_labels", "voc"))
+    policy, ignore = ew.policy_controls(gt_set)
+mapping = None
+if mode != "annotators" and gt_set.key != entry.label_set_key:
+    mapping = ew.mapping_controls(gt_set, entry.label_set)
+    if mapping is None:
+        st.stop()
+other = mapping is not None and mapping.has_other
+meta = {"model": entry.name if mode != "annotators" else None, "truth_labels": gt_set.key,
+        "ignore_index": ignore, "mapping": None if mapping is None else mapping.preset}
+
+# ---------------------------------------------------------------- single pair and annotators
+
+if mode in ("single", "annotators"):
+    image = _image(image_in)
+    if mode == "single" and (image is None or mask_in is None):
+        st.info(tr("eval.need_pair"))
+        st.stop()
+    if mode == "annotators" and (mask_in is None or second_in is None):
+        st.info(tr("eval.need_two"))
+        st.stop()
+    size = image.rgb.shape[:2] if image is not None else None
+    gt = _mask(mask_in, gt_set, ignore, size)
+    if gt is None:
+        st.stop()
+    try:
+        if mode == "single":
+            pred = ui.predict_cached(image, settings)
+            ui.timing_caption(pred)
+            result = evaluate_pair(pred.labels, gt.labels, gt_set, ignore, policy, mapping, name=mask_in[0])
+            second_title = tr("eval.prediction_of", model=entry.display_name)
+        else:
+            second = _mask(second_in, gt_set, ignore, gt.labels.shape)
+            if second is None:
+                st.stop()
+            result = evaluate_annotators(gt.labels, second.labels, gt_set, ignore, policy, name=second_in[0])
+            second_title = tr("eval.second_annotator")
+            st.info(tr("eval.annotators_note"))
+    except EvaluationError as exc:
+        st.error(tr(exc.key, **exc.values))
+        st.stop()
+    ew.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
+    report = BatchResult.from_pair(result)
+    _downloads(report, Path(result.name).stem, meta)
+    st.stop()
+
+# ---------------------------------------------------------------- batch
+
+plan = pair_files(files)
+if not files:
+    st.info(tr("eval.batch.need_files"))
+    st.stop()
+st.write(tr("eval.batch.plan", pairs=len(plan.pairs), lonely=len(plan.images_without_mask),
+            masks=len(plan.masks_without_image)))
+if plan.masks_without_image:
+    st.warning(tr("eval.batch.masks_without_image", names=", ".join(plan.masks_without_image[:10])))
+st.session_state.setdefault("eval_batch_boundary", False)
+boundary = st.checkbox(tr("eval.batch.boundary"), key="eval_batch_boundary", help=tr("eval.batch.boundary_help"))
+signature = (tuple(sorted(files)), settings.model_name, settings.inference_size, settings.device, gt_set.key, ignore,
+             policy, None if mapping is None else mapping.pred_to_gt, boundary)
+
+if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or plan.images_without_mask)):
+    bar = st.progress(0.0, text=tr("eval.batch.starting"))
+
+    def read(name: str) -> bytes:
+        value = files[name]
+        return value.read_bytes() if isinstance(value, Path) else value
+
+    def load(key: str, image_name: str, mask_name: str):
+        image = decode_image(read(image_name), image_name)
+        truth = decode_mask(read(mask_name), mask_name, gt_set, ignore, image.rgb.shape[:2])
+        return ui.predict_cached(image, settings).labels, truth.labels, truth.notices
+
+    def progress(i: int, n: int, name: str) -> None:
+        bar.progress(i / n if n else 1.0, text=tr("eval.batch.progress", i=i, n=n, name=name))
+
+    accumulator = BatchAccumulator(gt_set, ignore, policy, mapping, boundary=boundary)
+    batch = run_batch(plan.pairs, load, accumulator, progress, plan.images_without_mask)
+    bar.empty()
+    st.session_state["eval_batch_result"] = (signature, batch)
+
+stored = st.session_state.get("eval_batch_result")
+if stored is None:
+    st.stop()
+if stored[0] != signature:
+    st.info(tr("eval.batch.stale"))
+    st.stop()
+batch = stored[1]
+for record in batch.errors:
+    st.warning(ew.describe(record.error))
+noted = [(r.name, n) for r in batch.scored for n in r.notices if n.level != "info"]
+if noted:
+    with st.expander(tr("eval.batch.notices", n=len(noted))):
+        for _, n in noted:
+            st.write("• " + ew.describe(n))
+ew.batch_views(batch, gt_set, "eval_batch", other)
+_downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})
