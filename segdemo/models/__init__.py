@@ -8,4 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-BUILDERS: dict[str, Callable[..., Any]] = {}
+from segdemo.models.deeplab_slim import deeplab_slim
+from segdemo.models.fcn import fcn8s, fcn16s, fcn32s
+from segdemo.models.unet import unet
+
+BUILDERS: dict[str, Callable[..., Any]] = {
+    "fcn32s": fcn32s,
+    "fcn16s": fcn16s,
+    "fcn8s": fcn8s,
+    "unet": unet,
+    "deeplab_slim": deeplab_slim,
+}
