@@ -13,6 +13,8 @@ import sys
 COMMAND_MODULES = (
     "segdemo.weights",
     "segdemo.predict",
+    "segdemo.datasets",
+    "segdemo.train",
     "segdemo.eval_cli",
 )
 
