@@ -67,3 +67,11 @@ with right:
                        data=lambda: render.png_bytes(render.overlay(image.rgb, pred.labels, label_set,
                                                                     settings.opacity, hidden, settings.outline)),
                        file_name=f"{stem}_{entry.name}_overlay.png", mime="image/png", on_click="ignore")
+
+if len(images) > 1 and st.toggle(tr("segment.show_all"), key="segment_show_all"):
+    columns = st.columns(4)
+    for i, other in enumerate(images):
+        other_pred = ui.predict_cached(other, settings)
+        with columns[i % 4]:
+            st.image(ui.to_display(render.overlay(other.rgb, other_pred.labels, label_set, settings.opacity,
+                                                  hidden, settings.outline), 480), caption=other.name)

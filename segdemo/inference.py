@@ -169,7 +169,9 @@ def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, d
     Returns the tensor and the unpadded (h, w), so the padding can be cropped off.
     """
     pre = entry.preprocess
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None]
+    # MPS lacks antialiased resizing: prepare on the CPU there, on the target device elsewhere.
+    work_device = "cpu" if device == "mps" else device
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(work_device).permute(2, 0, 1)[None]
     x = x.float().div_(255)
     if pre.grayscale:
         # ITU-R 601 luma, as Pillow's convert("L") computes it
@@ -179,14 +181,14 @@ def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, d
         # Antialiasing matters only when shrinking (as PIL's resize in the reference recipe).
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False,
                           antialias=h < rgb.shape[0])
-    mean = torch.tensor(pre.mean, device=device)[: x.shape[1], None, None]
-    std = torch.tensor(pre.std, device=device)[: x.shape[1], None, None]
+    mean = torch.tensor(pre.mean, device=work_device)[: x.shape[1], None, None]
+    std = torch.tensor(pre.std, device=work_device)[: x.shape[1], None, None]
     x = (x - mean) / std
     m = pre.pad_multiple
     if m > 1 and (h % m or w % m):
         pad_h, pad_w = (-h) % m, (-w) % m
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
-    return x.to(dtype), (h, w)
+    return x.to(device=device, dtype=dtype), (h, w)
 
 
 def _sync(device: str) -> None:

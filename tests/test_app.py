@@ -95,3 +95,17 @@ def test_model_cache_keys_on_real_identity_and_is_bounded(clear_streamlit_caches
         ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, identity)
     assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is not a, \
         f"the cache holds at most {ui.MAX_CACHED_MODELS} models"
+
+
+def test_several_images_choose_and_show_all(clear_streamlit_caches):
+    coffee = (REPO / "assets" / "samples" / "coffee.jpg").read_bytes()
+    at = _run(REPO / "pages" / "1_Segment.py", "en")
+    at.file_uploader(key="segment_uploader").set_value(
+        [("cat.jpg", CAT, "image/jpeg"), ("coffee.jpg", coffee, "image/jpeg")]).run()
+    assert at.selectbox(key="segment_current").options == ["1. cat.jpg", "2. coffee.jpg"]
+    passes = inference.forward_pass_count()
+    at.toggle(key="segment_show_all").set_value(True).run()
+    assert not at.exception
+    assert inference.forward_pass_count() == passes + 1, "only the second image was new"
+    at.selectbox(key="segment_current").set_value("2. coffee.jpg").run()
+    assert inference.forward_pass_count() == passes + 1, "its prediction is reused"
