@@ -83,8 +83,14 @@ def class_label(label_set_key: str, class_index: int) -> str:
     return i18n.class_name(label_set_key, ls.classes[class_index], st.session_state.get("lang", "ko"))
 
 
+def _default_model() -> ModelEntry:
+    """LR-ASPP (VOC's 21 everyday classes) when its weights are on disk, else the offline default."""
+    lraspp = registry.get("lraspp_mobilenet_v3_large")
+    return lraspp if weights.locate(lraspp) else registry.default_model()
+
+
 def _defaults() -> dict[str, Any]:
-    default = registry.default_model()
+    default = _default_model()
     return {
         "lang": i18n.DEFAULT_LANGUAGE,
         "device": devices.auto_device(),
@@ -105,7 +111,7 @@ def seed_session_state() -> None:
     if st.session_state["device"] not in valid_devices:
         st.session_state["device"] = valid_devices[0]
     if st.session_state["arch"] not in registry.architectures():
-        st.session_state["arch"] = registry.default_model().architecture
+        st.session_state["arch"] = _default_model().architecture
 
 
 def _size_text(entry: ModelEntry) -> str:
@@ -204,7 +210,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
         st.sidebar.checkbox(tr("sidebar.half"), key="half", help=tr("sidebar.half_help"))
     half = bool(st.session_state["half"]) and devices.supports_half(st.session_state["device"])
 
-    model_name = registry.default_model().name
+    model_name = _default_model().name
     if show_model:
         model_name = _model_sidebar(model_filter)
         st.sidebar.selectbox(
