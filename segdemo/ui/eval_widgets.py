@@ -20,7 +20,7 @@ from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, LabelMapping,
                               mapping_from_names, normalise_confusion, preset_mapping)
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
 from segdemo.labels import LABEL_SETS, LabelSet
-from segdemo.ui import swatch_legend, to_display, tr
+from segdemo.ui import options_formatter, swatch_legend, to_display, tr
 
 
 def _lang() -> str:
@@ -59,7 +59,7 @@ def truth_label_set_select(default_key: str) -> LabelSet:
     """The label set the ground truth is drawn in (default: the model's)."""
     st.session_state.setdefault("eval_gt_labels", default_key)
     key = st.selectbox(tr("eval.gt_labels"), list(LABEL_SETS), key="eval_gt_labels",
-                       format_func=lambda k: tr(f"labelset.{k}"), on_change=_reset_ignore,
+                       format_func=options_formatter("labelset."), on_change=_reset_ignore,
                        help=tr("eval.gt_labels_help"))
     return LABEL_SETS[key]
 
@@ -75,7 +75,7 @@ def policy_controls(gt_set: LabelSet) -> tuple[Policy, int | None]:
     with cols[1]:
         st.session_state.setdefault("eval_absent", "nan")
         absent = st.radio(tr("eval.absent"), ABSENT_POLICIES, key="eval_absent",
-                          format_func=lambda p: tr(f"eval.absent.{p}"), help=tr("eval.absent_help"))
+                          format_func=options_formatter("eval.absent."), help=tr("eval.absent_help"))
     with cols[2]:
         st.session_state.setdefault("eval_background", True)
         has_bg = gt_set.background_index is not None
@@ -237,7 +237,7 @@ def confusion_view(scores: Scores, label_set: LabelSet, key: str, other: bool) -
     lang = _lang()
     st.session_state.setdefault(f"{key}_norm", "count")
     mode = st.radio(tr("eval.cm.mode"), ("count", "row", "col"), key=f"{key}_norm", horizontal=True,
-                    format_func=lambda m: tr(f"eval.cm.mode.{m}"))
+                    format_func=options_formatter("eval.cm.mode."))
     names = class_names(label_set, lang, other)
     cm = scores.cm
     used = [i for i in range(cm.shape[0]) if cm[i].sum() or cm[:, i].sum()]
@@ -252,7 +252,7 @@ def error_view(result: PairResult, image: np.ndarray | None, label_set: LabelSet
     names = class_names(label_set, lang)
     st.session_state.setdefault(f"{key}_scope", "one")
     scope = st.radio(tr("eval.err_map.scope"), ("one", "all"), key=f"{key}_scope", horizontal=True,
-                     format_func=lambda s: tr(f"eval.err_map.scope.{s}", name=names[class_id]))
+                     format_func=lambda s: i18n.t(f"eval.err_map.scope.{s}", lang, name=names[class_id]))
     base = image if image is not None else colorize_labels(result.truth, label_set)
     if scope == "one":
         emap = error_map(base, result.pred, result.truth, result.valid, class_id)
