@@ -33,7 +33,7 @@ with tab_stack:
     st.caption(tr("labs.rf.symbols"))
     st.session_state.setdefault("rf_preset", "context_module")
     preset = st.selectbox(tr("labs.rf.preset"), list(rf.PRESETS), key="rf_preset",
-                          format_func=lambda p: tr(f"labs.rf.preset.{p}"))
+                          format_func=lab.labeler("labs.rf.preset."))
     st.caption(tr(f"labs.rf.preset_note.{preset}"))
     edited = st.data_editor(
         pd.DataFrame(rf.layers_to_rows(rf.PRESETS[preset])),
@@ -148,9 +148,10 @@ with tab_image:
         predicted = int(scores[(slice(None),) + rf.output_position(
             yx, tuple(x.shape[-2:]), tuple(scores.shape[-2:]))].argmax())
         options = list(range(label_set.num_classes))
+        names = [ui.class_label(label_set.key, c) for c in options]
+        names[predicted] += " ← " + tr("labs.rf.predicted")
         cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
-                           format_func=lambda c: ui.class_label(label_set.key, c)
-                           + (" ← " + tr("labs.rf.predicted") if c == predicted else ""))
+                           format_func=names.__getitem__)
 
         def compute() -> tuple[np.ndarray, np.ndarray, float]:
             start = time.perf_counter()

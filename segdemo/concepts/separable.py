@@ -65,7 +65,7 @@ class SeparableReport:
     separable_macs_formula: int  # F_h*F_w*(H*W*C + C*n)
     standard_ms: float | None = None  # measured median time per call
     separable_ms: float | None = None
-    max_abs_diff_shape: tuple[int, ...] = ()
+    output_shape: tuple[int, ...] = ()
 
     @property
     def param_ratio(self) -> float:
@@ -108,7 +108,7 @@ def separable_report(kh: int, kw: int, c: int, n: int, map_h: int, map_w: int, b
         separable_macs=measure_macs(sep, x),
         standard_macs_formula=shape[-2] * shape[-1] * kh * kw * c * n,
         separable_macs_formula=shape[-2] * shape[-1] * (kh * kw * c + c * n),
-        max_abs_diff_shape=shape,
+        output_shape=shape,
     )
     if measure_time:
         report = SeparableReport(**{**report.__dict__,

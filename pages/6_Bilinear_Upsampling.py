@@ -1,0 +1,259 @@
+"""Bilinear interpolation (the lecture's formula vs F.interpolate) and upsampling class scores."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from PIL import Image
+
+from segdemo import inference, render, ui
+from segdemo.concepts import drawing
+from segdemo.concepts import interpolation as ip
+from segdemo.concepts import upsampling as up
+from segdemo.ui import lab_widgets as lab
+from segdemo.ui import tr
+
+settings = ui.setup_page("page.bilinear", show_overlay=False)
+tab_1d, tab_2d, tab_corners, tab_model, tab_checker = st.tabs([
+    tr("labs.bi.tab.1d"), tr("labs.bi.tab.2d"), tr("labs.bi.tab.corners"), tr("labs.bi.tab.model"),
+    tr("labs.bi.tab.checker")])
+
+
+def mode_label(align_corners: bool) -> str:
+    return f"align_corners={align_corners}"
+
+
+def fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+# ---------------------------------------------------------------- 1-D
+with tab_1d:
+    st.markdown(tr("labs.bi.1d_intro"))
+    lab.latex(r"P = \beta\,A + \alpha\,B, \qquad \alpha = x - x_0,\; \beta = 1 - \alpha")
+    text = st.text_input(tr("labs.bi.values"), "2, 8, 4, 10", key="bi_1d_values",
+                         help=tr("labs.bi.values_help"))
+    try:
+        signal = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+        if not 2 <= signal.size <= 16 or not np.isfinite(signal).all():
+            raise ValueError
+    except ValueError:
+        st.error(tr("labs.bi.values_error"))
+        signal = np.array([2.0, 8.0, 4.0, 10.0])
+    c1, c2, c3 = st.columns(3)
+    out_len = c1.slider(tr("labs.bi.out_len"), 2, 24, 7, key="bi_1d_out")
+    align_1d = c2.radio("align_corners", [False, True], key="bi_1d_align", horizontal=True)
+    dst = c3.slider(tr("labs.bi.out_index"), 0, out_len - 1, min(2, out_len - 1), key="bi_1d_dst")
+    step = ip.linear_at(signal, out_len, dst, align_1d)
+    reference = ip.torch_linear(signal, out_len, align_1d)
+    if align_1d:
+        lab.latex(rf"x = x_{{out}}\,\frac{{n_{{in}}-1}}{{n_{{out}}-1}} = {dst}\cdot\frac{{{signal.size - 1}}}"
+                  rf"{{{out_len - 1}}} = {fmt(step.x.src)}")
+    else:
+        lab.latex(rf"x = \max\!\left(0,\;(x_{{out}}+0.5)\,\frac{{n_{{in}}}}{{n_{{out}}}} - 0.5\right) = "
+                  rf"\max(0,\;{dst + 0.5}\cdot\frac{{{signal.size}}}{{{out_len}}} - 0.5) = {fmt(step.x.src)}")
+    lab.latex(rf"x_0 = {step.x.i0},\; x_1 = {step.x.i1},\; A = {fmt(step.A)},\; B = {fmt(step.B)},\;"
+              rf"\alpha = {fmt(step.alpha)},\; \beta = {fmt(step.beta)}")
+    lab.latex(rf"P = {fmt(step.beta)}\cdot{fmt(step.A)} + {fmt(step.alpha)}\cdot{fmt(step.B)} = {fmt(step.value)}")
+    ok = abs(step.value - reference[dst]) < 1e-9
+    st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.torch_equal", mode="linear",
+                                             value=fmt(float(reference[dst])), setting=mode_label(align_1d)))
+    fig = go.Figure()
+    fig.add_scatter(x=np.arange(signal.size), y=signal, mode="markers+lines", name=tr("labs.bi.input_samples"),
+                    marker=dict(size=12))
+    xs = [ip.source_index(i, signal.size, out_len, align_1d).src for i in range(out_len)]
+    fig.add_scatter(x=xs, y=reference, mode="markers", name=tr("labs.bi.output_samples"),
+                    marker=dict(size=9, symbol="x"))
+    fig.add_scatter(x=[step.x.src], y=[step.value], mode="markers", name="P",
+                    marker=dict(size=16, symbol="circle-open", line=dict(width=3)))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis_title=tr("labs.bi.input_coordinate"))
+    st.plotly_chart(fig, width="stretch")
+
+# ---------------------------------------------------------------- 2-D
+DEFAULT_GRID = np.array([[10, 20, 30, 40], [20, 60, 20, 10], [40, 10, 80, 30], [0, 30, 50, 90]], dtype=float)
+
+
+def grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str) -> go.Figure:
+    """The input values as a heat map, the corners named A, B, C, D and the point P."""
+    h, w = grid.shape
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="Blues", showscale=False, text=grid,
+                               texttemplate="%{text:.3g}", hoverinfo="skip"))
+    corners = {"A": (step.y.i0, step.x.i0), "B": (step.y.i0, step.x.i1),
+               "C": (step.y.i1, step.x.i1), "D": (step.y.i1, step.x.i0)}
+    seen: dict[tuple[int, int], str] = {}
+    for name, yx in corners.items():
+        seen[yx] = seen.get(yx, "") + name
+    for (y, x), names in seen.items():
+        fig.add_annotation(x=x, y=y, text=f"<b>{names}</b>", showarrow=False, yshift=14, xshift=-14,
+                           font=dict(color="crimson", size=15))
+    fig.add_shape(type="rect", x0=step.x.i0, x1=step.x.i1, y0=step.y.i0, y1=step.y.i1,
+                  line=dict(color="crimson", width=2, dash="dot"))
+    fig.add_scatter(x=[step.x.src], y=[step.y.src], mode="markers+text", text=["P"], textposition="bottom right",
+                    marker=dict(color="orange", size=14, line=dict(color="black", width=1)), showlegend=False)
+    fig.update_yaxes(autorange="reversed", dtick=1, title="y")
+    fig.update_xaxes(dtick=1, title="x", side="top")
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), title=title)
+    return fig
+
+
+def formula_block(step: ip.BilinearStep) -> None:
+    lab.latex(rf"\alpha = x - x_0 = {fmt(step.x.src)} - {step.x.i0} = {fmt(step.alpha)},\quad "
+              rf"\beta = 1-\alpha = {fmt(step.beta)}")
+    lab.latex(rf"p = y - y_0 = {fmt(step.y.src)} - {step.y.i0} = {fmt(step.p)},\quad q = 1-p = {fmt(step.q)}")
+    lab.latex(rf"A = {fmt(step.A)},\; B = {fmt(step.B)},\; C = {fmt(step.C)},\; D = {fmt(step.D)}")
+    lab.latex(rf"P = q(\beta A + \alpha B) + p(\beta D + \alpha C) = {fmt(step.q)}\cdot{fmt(step.top)} + "
+              rf"{fmt(step.p)}\cdot{fmt(step.bottom)} = {fmt(step.value)}")
+
+
+with tab_2d:
+    st.markdown(tr("labs.bi.2d_intro"))
+    lab.latex(r"P = q\,(\beta A + \alpha B) + p\,(\beta D + \alpha C)")
+    st.caption(tr("labs.bi.layout"))
+    edited = st.data_editor(pd.DataFrame(DEFAULT_GRID, columns=[f"x={i}" for i in range(4)]),
+                            key="bi_grid", hide_index=False)
+    grid = edited.to_numpy(dtype=float, na_value=np.nan)
+    if not np.isfinite(grid).all():
+        st.error(tr("labs.bi.grid_error"))
+        grid = np.nan_to_num(grid, nan=0.0)
+    how = st.radio(tr("labs.bi.pick"), ["resize", "point"], key="bi_pick", horizontal=True,
+                   format_func=lab.labeler("labs.bi.pick."))
+    if how == "point":
+        c1, c2 = st.columns(2)
+        py = c1.slider("y", 0.0, float(grid.shape[0] - 1), 1.3, 0.05, key="bi_py")
+        px = c2.slider("x", 0.0, float(grid.shape[1] - 1), 0.4, 0.05, key="bi_px")
+        step = ip.bilinear_at_point(grid, py, px)
+        reference = ip.torch_grid_sample_point(grid, py, px)
+        left, right = st.columns([2, 3])
+        left.plotly_chart(grid_figure(grid, step, tr("labs.bi.point_title")), width="stretch")
+        with right:
+            formula_block(step)
+            ok = abs(step.value - reference) < 1e-9
+            st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.grid_sample_equal", value=fmt(reference)))
+    else:
+        c1, c2, c3, c4 = st.columns(4)
+        out_h = c1.slider(tr("labs.bi.out_h"), 2, 12, 7, key="bi_out_h")
+        out_w = c2.slider(tr("labs.bi.out_w"), 2, 12, 7, key="bi_out_w")
+        oy = c3.slider(tr("labs.bi.out_row"), 0, out_h - 1, min(3, out_h - 1), key="bi_oy")
+        ox = c4.slider(tr("labs.bi.out_col"), 0, out_w - 1, min(1, out_w - 1), key="bi_ox")
+        cols = st.columns(2)
+        for col, align in zip(cols, (False, True)):
+            with col:
+                step = ip.bilinear_at(grid, (out_h, out_w), (oy, ox), align)
+                reference = ip.torch_bilinear(grid, (out_h, out_w), align)
+                st.plotly_chart(grid_figure(grid, step, mode_label(align)), width="stretch",
+                                key=f"bi_fig_{align}")
+                st.caption(tr("labs.bi.source_coords", y=fmt(step.y.src), x=fmt(step.x.src)))
+                formula_block(step)
+                ok = abs(step.value - reference[oy, ox]) < 1e-9
+                st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.torch_equal", mode="bilinear",
+                                                         value=fmt(float(reference[oy, ox])),
+                                                         setting=mode_label(align)))
+        st.caption(tr("labs.bi.resize_note"))
+
+# ---------------------------------------------------------------- align_corners as pixel grids
+with tab_corners:
+    st.markdown(tr("labs.bi.corners_intro"))
+    lab.latex(r"\texttt{align\_corners=True}:\; x = x_{out}\,\frac{n_{in}-1}{n_{out}-1}\qquad"
+              r"\texttt{align\_corners=False}:\; x = (x_{out}+0.5)\,\frac{n_{in}}{n_{out}} - 0.5")
+    c1, c2 = st.columns(2)
+    n_in = c1.slider(tr("labs.bi.n_in"), 2, 8, 3, key="bi_n_in")
+    n_out = c2.slider(tr("labs.bi.n_out"), 2, 16, 6, key="bi_n_out")
+    cols = st.columns(2)
+    for col, align in zip(cols, (False, True)):
+        ins, outs = ip.pixel_centres(n_in, n_out, align)
+        fig = go.Figure()
+        for i in range(n_in + 1):
+            fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=n_in, line=dict(color="#1f77b4", width=2))
+            fig.add_shape(type="line", x0=0, x1=n_in, y0=i, y1=i, line=dict(color="#1f77b4", width=2))
+        gx, gy = np.meshgrid(ins, ins)
+        fig.add_scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name=tr("labs.bi.input_centres"),
+                        marker=dict(size=14, color="#1f77b4"))
+        ox_, oy_ = np.meshgrid(outs, outs)
+        fig.add_scatter(x=ox_.ravel(), y=oy_.ravel(), mode="markers", name=tr("labs.bi.output_centres"),
+                        marker=dict(size=8, color="#ff7f0e", symbol="x"))
+        if not align:  # the output pixels' own squares tile the same extent
+            for e in np.linspace(0, n_in, n_out + 1):
+                fig.add_shape(type="line", x0=e, x1=e, y0=0, y1=n_in, line=dict(color="#ff7f0e", width=1, dash="dot"))
+                fig.add_shape(type="line", x0=0, x1=n_in, y0=e, y1=e, line=dict(color="#ff7f0e", width=1, dash="dot"))
+        pad = 0.6
+        fig.update_xaxes(range=[-pad, n_in + pad], constrain="domain", zeroline=False)
+        fig.update_yaxes(range=[n_in + pad, -pad], scaleanchor="x", zeroline=False)
+        fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), title=mode_label(align),
+                          legend=dict(orientation="h"))
+        col.plotly_chart(fig, width="stretch", key=f"bi_corners_{align}")
+        col.caption(tr("labs.bi.corners_true" if align else "labs.bi.corners_false"))
+    table = pd.DataFrame({
+        "x_out": range(n_out),
+        mode_label(False): [fmt(ip.source_index(o, n_in, n_out, False).src) for o in range(n_out)],
+        mode_label(False) + " " + tr("labs.bi.unclamped"):
+            [fmt(ip.unclamped_source(o, n_in, n_out, False)) for o in range(n_out)],
+        mode_label(True): [fmt(ip.source_index(o, n_in, n_out, True).src) for o in range(n_out)],
+    })
+    st.dataframe(table, hide_index=True)
+    st.caption(tr("labs.bi.corners_advice"))
+
+# ---------------------------------------------------------------- a real model's scores
+with tab_model:
+    st.markdown(tr("labs.bi.model_intro"))
+    images = ui.image_inputs("bi")
+    entry = lab.lab_model_entry(settings)
+    if not images:
+        st.info(tr("input.none"))
+    elif entry is not None:
+        image = ui.choose_image(images, "bi_current")
+        model = lab.lab_model(settings, entry)
+        lab_size = st.select_slider(tr("labs.rf.lab_size"), [192, 256, 320, 384], value=256, key="bi_lab_size")
+        x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, settings.device)
+
+        def compute() -> tuple[torch.Tensor, str]:
+            with lab.GRADIENT_LOCK:
+                scores, how = up.coarse_class_scores(model, x.float())
+            return scores[0].float().cpu(), how
+
+        coarse, how = lab.session_cache("bi", (entry.name, image.digest, lab_size, settings.device), compute)
+        c, ch, cw = coarse.shape
+        factor = max(1, round(x.shape[-2] / ch))
+        size = (ch * factor, cw * factor)
+        st.caption(tr(f"labs.bi.coarse.{how}", model=entry.display_name, c=c, h=ch, w=cw, f=factor,
+                      H=size[0], W=size[1]))
+        rgb = np.asarray(Image.fromarray(image.rgb).resize((size[1], size[0]), Image.BILINEAR))
+        guide = torch.from_numpy(rgb.astype(np.float32).mean(2))[None, None]
+        results = up.upsample_scores(coarse, factor, guide)
+        label_set = entry.label_set
+        reference = results["bilinear"].labels
+        cols = st.columns(3)
+        for i, (method, res) in enumerate(results.items()):
+            picture = render.colorize(res.labels.astype(np.uint8), label_set)
+            if not res.filled.all():
+                picture = drawing.grey_where(picture, ~res.filled)
+            agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
+            caption = tr(f"labs.bi.method.{method}") + " — " + tr("labs.bi.agree_bilinear", share=agree)
+            if not res.filled.all():
+                caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()))
+            cols[i % 3].image(picture, caption=caption, width="stretch")
+        st.caption(tr("labs.bi.methods_note"))
+
+# ---------------------------------------------------------------- checkerboard
+with tab_checker:
+    st.markdown(tr("labs.bi.checker_intro"))
+    weights_kind = st.radio(tr("labs.bi.weights"), ["ones", "random"], key="bi_checker_weights", horizontal=True,
+                            format_func=lab.labeler("labs.bi.weights."))
+    patterns = {
+        "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
+        "k4s2": up.transposed_pattern(4, 2, 6, weights_kind),
+        "resize_conv": up.resize_conv_pattern(3, 2, 6, weights_kind),
+    }
+    cols = st.columns(3)
+    for col, (name, pattern) in zip(cols, patterns.items()):
+        inner = up.interior(pattern, 3) if name != "resize_conv" else pattern
+        uniform = up.is_uniform(inner)
+        fig = go.Figure(go.Heatmap(z=pattern, colorscale="Viridis", showscale=False,
+                                   text=np.round(pattern, 2), texttemplate="%{text}" if pattern.shape[0] <= 14 else None))
+        fig.update_yaxes(autorange="reversed", scaleanchor="x")
+        fig.update_layout(height=330, margin=dict(l=5, r=5, t=35, b=5), title=tr(f"labs.bi.pattern.{name}"))
+        col.plotly_chart(fig, width="stretch", key=f"bi_checker_{name}")
+        col.markdown(f"{lab.check_mark(uniform)} " + tr("labs.bi.uniform" if uniform else "labs.bi.not_uniform",
+                                                        lo=fmt(float(inner.min())), hi=fmt(float(inner.max()))))
+    st.caption(tr("labs.bi.checker_note"))

@@ -1,0 +1,179 @@
+"""Fully connected vs convolution: the same weights, any input size; the 1x1 convolution."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from segdemo import samples, ui
+from segdemo.concepts import drawing
+from segdemo.concepts import fc_conv
+from segdemo.ui import lab_widgets as lab
+from segdemo.ui import tr
+
+settings = ui.setup_page("page.fc_conv", show_model=False, show_overlay=False)
+TOLERANCE = 1e-5
+
+
+@st.cache_resource(show_spinner=False)
+def vgg_model() -> fc_conv.TinyVGG:
+    return fc_conv.tiny_vgg(seed=0)
+
+
+@st.cache_resource(show_spinner=False)
+def resnet_model() -> tuple[torch.nn.Module, bool, list[str]]:
+    return fc_conv.resnet18_classifier(seed=0)
+
+
+def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    """Resize (height, width) and normalise an RGB image to a 1x3xHxW tensor."""
+    img = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32) / 255
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def pick_image() -> np.ndarray:
+    gallery = {s.name: s for s in samples.shipped_samples()}
+    if not gallery:
+        return np.full((224, 224, 3), 128, dtype=np.uint8)
+    name = st.selectbox(tr("labs.fc.sample"), list(gallery), key="fc_sample")
+    return ui.load_sample(gallery[name].path).rgb
+
+
+def heat_figure(values: np.ndarray, title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=values, colorscale="Viridis", colorbar=dict(thickness=12),
+                               text=np.round(values, 2), texttemplate="%{text}" if values.size <= 150 else None))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    fig.update_layout(height=320, margin=dict(l=5, r=5, t=35, b=5), title=title)
+    return fig
+
+
+tab_vgg, tab_resnet, tab_1x1 = st.tabs([tr("labs.fc.tab.vgg"), tr("labs.fc.tab.resnet"), tr("labs.fc.tab.1x1")])
+
+# ---------------------------------------------------------------- FC over k x k -> k x k conv
+with tab_vgg:
+    st.markdown(tr("labs.fc.vgg_intro"))
+    lab.latex(r"W_{fc} \in \mathbb{R}^{K \times (C\cdot k\cdot k)} \;\xrightarrow{\text{reshape}}\; "
+              r"W_{conv} \in \mathbb{R}^{K \times C \times k \times k},\qquad b_{conv} = b_{fc}")
+    model = vgg_model()
+    conv_head = fc_conv.linear_to_conv(model.classifier, model.feature_channels, model.feature_size)
+    c = model.feature_channels
+    k = model.feature_size
+    fc_params = sum(p.numel() for p in model.classifier.parameters())
+    conv_params = sum(p.numel() for p in conv_head.parameters())
+    st.markdown(tr("labs.fc.vgg_heads", c=c, k=k, K=model.classifier.out_features, fc=f"{fc_params:,}",
+                   conv=f"{conv_params:,}", ok=lab.check_mark(fc_params == conv_params)))
+    st.warning(tr("labs.fc.vgg_random"))
+    rgb = pick_image()
+    st.subheader(tr("labs.fc.train_size_title", size=model.train_size))
+    x_train = to_tensor(rgb, (model.train_size, model.train_size))
+    eq = fc_conv.compare_vgg(model, x_train)
+    assert eq.fc_scores is not None
+    st.dataframe(pd.DataFrame({
+        tr("labs.fc.col.class"): list(range(model.classifier.out_features)),
+        tr("labs.fc.col.fc"): eq.fc_scores[0].numpy(),
+        tr("labs.fc.col.conv"): eq.conv_scores[0, :, 0, 0].numpy(),
+    }).T, width="stretch")
+    ok = eq.max_abs_diff <= TOLERANCE
+    (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff", diff=eq.max_abs_diff,
+                                                                   tol=TOLERANCE))
+    st.subheader(tr("labs.fc.larger_title"))
+    size = st.slider(tr("labs.fc.input_size"), 40, 256, 96, 8, key="fc_vgg_size")
+    big = fc_conv.compare_vgg(model, to_tensor(rgb, (size, size)))
+    st.warning("❌ " + tr("labs.fc.fc_fails", size=size, error=big.fc_error or "—"))
+    h, w = big.conv_scores.shape[-2:]
+    cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key="fc_vgg_class")
+    left, right = st.columns(2)
+    left.plotly_chart(heat_figure(big.conv_scores[0, cls].numpy(), tr("labs.fc.map_title", h=h, w=w, cls=cls)),
+                      width="stretch")
+    with right:
+        st.markdown(tr("labs.fc.map_explain", size=size, feat=size // 8, k=k, h=h, w=w))
+        # Check one position against the FC head applied to that window of the features.
+        with torch.no_grad():
+            feats = model.features(to_tensor(rgb, (size, size)))
+            iy, ix = h // 2, w // 2
+            window = model.classifier(torch.flatten(feats[:, :, iy:iy + k, ix:ix + k], 1))
+        diff = float((window[0] - big.conv_scores[0, :, iy, ix]).abs().max())
+        st.markdown(f"{lab.check_mark(diff <= TOLERANCE)} " + tr("labs.fc.window_check", y=iy, x=ix, diff=diff))
+
+# ---------------------------------------------------------------- avgpool + FC -> 1x1 conv
+with tab_resnet:
+    st.markdown(tr("labs.fc.resnet_intro"))
+    lab.latex(r"\mathrm{fc}\Big(\tfrac{1}{hw}\sum_{i,j} f_{ij}\Big) = \tfrac{1}{hw}\sum_{i,j} "
+              r"\big(W f_{ij} + b\big) = \mathrm{mean}_{ij}\;\mathrm{conv}_{1\times1}(f)_{ij}")
+    resnet, real_weights, categories = resnet_model()
+    if real_weights:
+        st.success(tr("labs.fc.resnet_real"))
+    else:
+        st.warning(tr("labs.fc.resnet_random"))
+    rgb_r = rgb  # the image chosen in the first tab (one picker per page)
+    with torch.no_grad():
+        eq = fc_conv.compare_resnet(resnet, to_tensor(rgb_r, (224, 224)))
+    ok = eq.max_abs_diff <= TOLERANCE
+    top = eq.fc_scores[0].softmax(0).topk(5)
+    conv_mean = eq.conv_scores.mean(dim=(2, 3))[0]
+    st.dataframe(pd.DataFrame({
+        tr("labs.fc.col.category"): [categories[i] for i in top.indices.tolist()],
+        tr("labs.fc.col.fc"): eq.fc_scores[0, top.indices].numpy(),
+        tr("labs.fc.col.conv_mean"): conv_mean[top.indices].numpy(),
+    }), hide_index=True)
+    (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff_1000", diff=eq.max_abs_diff,
+                                                                   tol=TOLERANCE))
+    size_r = st.select_slider(tr("labs.fc.input_size"), [224, 320, 448, 640], value=448, key="fc_resnet_size")
+    h_img, w_img = rgb_r.shape[:2]
+    scale = size_r / min(h_img, w_img)
+    shape = (max(32, round(h_img * scale)), max(32, round(w_img * scale)))
+
+    def score_map() -> torch.Tensor:
+        with torch.no_grad():
+            return fc_conv.ConvolutionalResNet(resnet).eval().score_map(to_tensor(rgb_r, shape))[0]
+
+    smap = lab.session_cache("fc_resnet", (real_weights, st.session_state.get("fc_sample"), shape), score_map)
+    best = int(smap.mean(dim=(1, 2)).argmax())
+    names = categories
+    cls_r = st.selectbox(tr("labs.fc.category"), list(range(len(names))), index=best, key="fc_resnet_cls",
+                         format_func=names.__getitem__)
+    probs = smap.softmax(0)[cls_r]
+    heat = F.interpolate(probs[None, None], size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+    heat = heat / max(float(heat.max()), 1e-12)
+    base = np.asarray(Image.fromarray(rgb_r).resize((shape[1], shape[0]), Image.BILINEAR))
+    left, right = st.columns(2)
+    left.image(drawing.blend_heat(base, heat, alpha=0.7, gamma=1.0),
+               caption=tr("labs.fc.heat_caption", h=smap.shape[1], w=smap.shape[2], cls=names[cls_r]),
+               width="stretch")
+    right.plotly_chart(heat_figure(probs.numpy(), tr("labs.fc.prob_map", cls=names[cls_r])), width="stretch")
+    st.caption(tr("labs.fc.resnet_note"))
+
+# ---------------------------------------------------------------- 1x1 conv
+with tab_1x1:
+    st.markdown(tr("labs.fc.pw_intro"))
+    lab.latex(r"y_{ij} = W\,x_{ij} + b,\qquad W \in \mathbb{R}^{M\times N},\; x_{ij}\in\mathbb{R}^{N},\;"
+              r"y_{ij}\in\mathbb{R}^{M}\qquad \#\text{params} = N\cdot M + M")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    n_in = int(c1.number_input("N", 1, 2048, 64, key="fc_pw_n", help=tr("labs.fc.pw_n")))
+    m_out = int(c2.number_input("M", 1, 2048, 21, key="fc_pw_m", help=tr("labs.fc.pw_m")))
+    ph = int(c3.number_input("H", 1, 64, 8, key="fc_pw_h"))
+    pw = int(c4.number_input("W", 1, 64, 8, key="fc_pw_w"))
+    bias = c5.checkbox(tr("labs.rf.bias"), value=True, key="fc_pw_bias")
+    check = fc_conv.pointwise_as_matmul(n_in, m_out, ph, pw, bias=bias)
+    m1, m2, m3 = st.columns(3)
+    m1.metric(tr("labs.fc.pw_params"), f"{check.params:,}")
+    m2.metric(tr("labs.fc.pw_formula"), f"{check.formula_params:,}",
+              help=f"{n_in}·{m_out}" + (f" + {m_out}" if bias else ""))
+    m3.metric(tr("labs.fc.pw_diff"), f"{check.max_abs_diff:.1e}")
+    ok = check.params == check.formula_params and check.max_abs_diff <= TOLERANCE
+    (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.pw_summary", h=ph, w=pw, n=n_in,
+                                                                   m=m_out))
+    c1, c2 = st.columns(2)
+    iy = c1.slider(tr("labs.fc.pw_row"), 0, ph - 1, 0, key="fc_pw_iy") if ph > 1 else 0
+    ix = c2.slider(tr("labs.fc.pw_col"), 0, pw - 1, 0, key="fc_pw_ix") if pw > 1 else 0
+    shown = min(m_out, 8)
+    st.dataframe(pd.DataFrame({
+        "m": list(range(shown)),
+        tr("labs.fc.pw_conv_col"): check.conv_out[0, :shown, iy, ix].numpy(),
+        tr("labs.fc.pw_mm_col"): check.matmul_out[0, :shown, iy, ix].numpy(),
+    }), hide_index=True)
+    st.caption(tr("labs.fc.pw_note"))

@@ -1,0 +1,68 @@
+"""Depthwise-separable convolution: the lecture's parameter count vs real modules, MACs and time."""
+
+import pandas as pd
+import streamlit as st
+
+from segdemo import devices, ui
+from segdemo.concepts import separable as sep
+from segdemo.ui import lab_widgets as lab
+from segdemo.ui import tr
+
+settings = ui.setup_page("page.separable", show_model=False, show_overlay=False)
+st.markdown(tr("labs.sep.intro"))
+lab.latex(r"\underbrace{H\cdot W\cdot C\cdot n}_{\text{standard}}\qquad\text{vs}\qquad"
+          r"\underbrace{H\cdot W\cdot C}_{\text{depthwise}} + \underbrace{C\cdot n}_{\text{pointwise}}"
+          r"\qquad\frac{H W C + C n}{H W C n} = \frac{1}{n} + \frac{1}{H W}")
+st.caption(tr("labs.sep.symbols"))
+
+c1, c2, c3, c4 = st.columns(4)
+kh = c1.selectbox(tr("labs.sep.kernel_h"), [1, 3, 5, 7], index=1, key="sep_kh")
+kw = c2.selectbox(tr("labs.sep.kernel_w"), [1, 3, 5, 7], index=1, key="sep_kw")
+c = int(c3.number_input(tr("labs.sep.channels"), 1, 2048, 256, key="sep_c"))
+n = int(c4.number_input(tr("labs.sep.filters"), 1, 2048, 256, key="sep_n"))
+c5, c6, c7 = st.columns(3)
+size = c5.select_slider(tr("labs.sep.map"), [8, 16, 32, 64, 128], value=32, key="sep_map")
+bias = c6.checkbox(tr("labs.sep.bias"), value=False, key="sep_bias")
+measure = c7.toggle(tr("labs.sep.measure"), value=True, key="sep_measure", help=tr("labs.sep.measure_help"))
+
+try:
+    report = sep.separable_report(int(kh), int(kw), c, n, int(size), int(size), bias=bias,
+                                  measure_time=measure, device=settings.device, min_run_time=0.15)
+except RuntimeError as exc:  # e.g. out of memory for very large settings
+    st.error(tr("labs.sep.error", reason=str(exc)[:300]))
+    st.stop()
+
+r = report
+ok_std = r.standard_params == r.standard_formula
+ok_sep = r.separable_params == r.separable_formula
+rows = [
+    {tr("labs.sep.col.layer"): tr("labs.sep.standard"), "module": f"Conv2d({c}, {n}, ({kh}, {kw}))",
+     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c}·{n}" + (f" + {n}" if bias else "") + f" = {r.standard_formula:,}",
+     tr("labs.sep.col.params"): f"{r.standard_params:,} {lab.check_mark(ok_std)}",
+     tr("labs.sep.col.macs"): f"{r.standard_macs:,} {lab.check_mark(r.standard_macs == r.standard_macs_formula)}"},
+    {tr("labs.sep.col.layer"): tr("labs.sep.depthwise"), "module": f"Conv2d({c}, {c}, ({kh}, {kw}), groups={c})",
+     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c}" + (f" + {c}" if bias else ""),
+     tr("labs.sep.col.params"): f"{r.depthwise_params:,}", tr("labs.sep.col.macs"): ""},
+    {tr("labs.sep.col.layer"): tr("labs.sep.pointwise"), "module": f"Conv2d({c}, {n}, 1)",
+     tr("labs.sep.col.formula"): f"{c}·{n}" + (f" + {n}" if bias else ""),
+     tr("labs.sep.col.params"): f"{r.pointwise_params:,}", tr("labs.sep.col.macs"): ""},
+    {tr("labs.sep.col.layer"): tr("labs.sep.separable"), "module": "depthwise → pointwise",
+     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c} + {c}·{n}" + (f" + {c} + {n}" if bias else "")
+     + f" = {r.separable_formula:,}",
+     tr("labs.sep.col.params"): f"{r.separable_params:,} {lab.check_mark(ok_sep)}",
+     tr("labs.sep.col.macs"): f"{r.separable_macs:,} {lab.check_mark(r.separable_macs == r.separable_macs_formula)}"},
+]
+if measure:
+    rows[0][tr("labs.sep.col.time")] = f"{r.standard_ms:.3f} ms"
+    rows[3][tr("labs.sep.col.time")] = f"{r.separable_ms:.3f} ms"
+st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(tr("labs.sep.ratio_params"), f"{r.param_ratio:.3f}", help=tr("labs.sep.ratio_params_help"))
+m2.metric(tr("labs.sep.ratio_macs"), f"{r.mac_ratio:.3f}")
+m3.metric("1/n + 1/(H·W)", f"{1 / n + 1 / (kh * kw):.3f}")
+if measure and r.separable_ms:
+    m4.metric(tr("labs.sep.speedup"), f"{r.standard_ms / r.separable_ms:.1f}×")
+st.caption(tr("labs.sep.macs_note", h=r.output_shape[-2], w=r.output_shape[-1]))
+if measure:
+    st.caption(tr("labs.sep.time_note", device=devices.device_name(settings.device)))
