@@ -138,9 +138,16 @@ else:
                                   e.label_set_key for e in examples if e.name == st.session_state["eval_batch_example"])))
         files = dict(next(e for e in examples if e.name == choice).files)
     else:
-        uploads = st.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
+        c1, c2 = st.columns(2)
+        uploads = c1.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
                                    accept_multiple_files=True, key="eval_batch_files", help=tr("eval.upload_batch_help"))
-        for up in uploads or []:
+        folder = c2.file_uploader(tr("eval.upload_folder"), type=[*UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
+                                  accept_multiple_files="directory", key="eval_batch_folder",
+                                  help=tr("eval.upload_batch_help"))
+        for up in [*(uploads or []), *(folder or [])]:
+            if up.name in files:
+                st.warning(tr("eval.batch.duplicate", name=up.name))
+                continue
             if up.name.lower().endswith(".zip"):
                 try:
                     files.update({f"{up.name}/{k}": v for k, v in read_zip(up.getvalue()).items()})
@@ -207,6 +214,8 @@ if not files:
     st.stop()
 st.write(tr("eval.batch.plan", pairs=len(plan.pairs), lonely=len(plan.images_without_mask),
             masks=len(plan.masks_without_image)))
+if plan.duplicates:
+    st.warning(tr("eval.batch.duplicates", names=", ".join(plan.duplicates[:10])))
 if plan.masks_without_image:
     st.warning(tr("eval.batch.masks_without_image", names=", ".join(plan.masks_without_image[:10])))
 st.session_state.setdefault("eval_batch_boundary", False)

@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             print(i18n.t("eval.cli.no_dir", lang, path=str(folder)), file=sys.stderr)
             return 2
     sources, masks = read_folder(source_dir), read_folder(Path(args.masks))
+    if args.pred:
+        # `segdemo predict` writes <stem>_labels.png beside <stem>_overlay.png: only the former are predictions.
+        sources = {k: v for k, v in sources.items() if not Path(k).stem.endswith("_overlay")}
     plan = pair_by_name(sources, masks)
     try:
         load = _loader(args, gt_set, pred_set, ignore, sources, masks)

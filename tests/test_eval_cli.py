@@ -55,6 +55,7 @@ def camvid_pred_dirs(data_dir, tmp_path):
         (pred_dir / f"{a.stem}_labels.png").write_bytes(encode_index_png(pred, CAMVID))
         shutil.copy(a, mask_dir / a.name)
         pairs.append((pred, truth))
+    (pred_dir / f"{frames[0].stem}_overlay.png").write_bytes(b"an overlay, not a prediction")
     (pred_dir / "lonely_labels.png").write_bytes(encode_index_png(np.zeros((4, 4), np.uint8), CAMVID))
     (pred_dir / "broken_labels.png").write_bytes(encode_index_png(np.zeros((4, 4), np.uint8), CAMVID))
     (mask_dir / "broken.png").write_bytes(b"garbage")
