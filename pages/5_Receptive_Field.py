@@ -164,7 +164,7 @@ with tab_image:
             erf, support, seconds = lab.session_cache(
                 "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
         box = rf.bbox_of(support)
-        picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf),
+        picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),
                                              box, yx)
         with right:
             st.image(drawing.scale_nearest(picture, display_scale),

@@ -99,12 +99,23 @@ def grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str) -> go.Figur
 
 
 def formula_block(step: ip.BilinearStep) -> None:
-    lab.latex(rf"\alpha = x - x_0 = {fmt(step.x.src)} - {step.x.i0} = {fmt(step.alpha)},\quad "
-              rf"\beta = 1-\alpha = {fmt(step.beta)}")
-    lab.latex(rf"p = y - y_0 = {fmt(step.y.src)} - {step.y.i0} = {fmt(step.p)},\quad q = 1-p = {fmt(step.q)}")
-    lab.latex(rf"A = {fmt(step.A)},\; B = {fmt(step.B)},\; C = {fmt(step.C)},\; D = {fmt(step.D)}")
-    lab.latex(rf"P = q(\beta A + \alpha B) + p(\beta D + \alpha C) = {fmt(step.q)}\cdot{fmt(step.top)} + "
-              rf"{fmt(step.p)}\cdot{fmt(step.bottom)} = {fmt(step.value)}")
+    """The lecture's formula with this point's numbers, in short lines that fit half a page."""
+    lab.latex(r"\begin{aligned}"
+              rf"\alpha &= x - x_0 = {fmt(step.alpha)} &"
+              rf"\beta &= 1-\alpha = {fmt(step.beta)}\\"
+              rf"p &= y - y_0 = {fmt(step.p)} &"
+              rf"q &= 1-p = {fmt(step.q)}\\"
+              rf"A &= {fmt(step.A)},\; B = {fmt(step.B)} & C &= {fmt(step.C)},\; D = {fmt(step.D)}"
+              r"\end{aligned}")
+    lab.latex(r"\begin{aligned}"
+              rf"\beta A + \alpha B &= {fmt(step.beta)}\cdot{fmt(step.A)} + {fmt(step.alpha)}\cdot{fmt(step.B)}"
+              rf" = {fmt(step.top)}\\"
+              rf"\beta D + \alpha C &= {fmt(step.beta)}\cdot{fmt(step.D)} + {fmt(step.alpha)}\cdot{fmt(step.C)}"
+              rf" = {fmt(step.bottom)}\\"
+              r"P &= q(\beta A + \alpha B) + p(\beta D + \alpha C)\\"
+              rf"&= {fmt(step.q)}\cdot{fmt(step.top)} + "
+              rf"{fmt(step.p)}\cdot{fmt(step.bottom)} = \mathbf{{{fmt(step.value)}}}"
+              r"\end{aligned}")
 
 
 with tab_2d:
@@ -117,7 +128,7 @@ with tab_2d:
     if not np.isfinite(grid).all():
         st.error(tr("labs.bi.grid_error"))
         grid = np.nan_to_num(grid, nan=0.0)
-    how = st.radio(tr("labs.bi.pick"), ["resize", "point"], key="bi_pick", horizontal=True,
+    how = st.radio(tr("labs.bi.pick"), ["resize", "point"], key=f"bi_pick_{settings.lang}", horizontal=True,
                    format_func=lab.labeler("labs.bi.pick."))
     if how == "point":
         c1, c2 = st.columns(2)
@@ -144,7 +155,8 @@ with tab_2d:
                 reference = ip.torch_bilinear(grid, (out_h, out_w), align)
                 st.plotly_chart(grid_figure(grid, step, mode_label(align)), width="stretch",
                                 key=f"bi_fig_{align}")
-                st.caption(tr("labs.bi.source_coords", y=fmt(step.y.src), x=fmt(step.x.src)))
+                st.caption(tr("labs.bi.source_coords", y=fmt(step.y.src), x=fmt(step.x.src),
+                              y0=step.y.i0, x0=step.x.i0))
                 formula_block(step)
                 ok = abs(step.value - reference[oy, ox]) < 1e-9
                 st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.torch_equal", mode="bilinear",
@@ -224,22 +236,30 @@ with tab_model:
         label_set = entry.label_set
         reference = results["bilinear"].labels
         cols = st.columns(3)
+        opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")
         for i, (method, res) in enumerate(results.items()):
-            picture = render.colorize(res.labels.astype(np.uint8), label_set)
-            if not res.filled.all():
-                picture = drawing.grey_where(picture, ~res.filled)
+            labels_u8 = res.labels.astype(np.uint8)
             agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
             caption = tr(f"labs.bi.method.{method}") + " — " + tr("labs.bi.agree_bilinear", share=agree)
-            if not res.filled.all():
-                caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()))
+            if res.filled.all():
+                picture = render.overlay(rgb, labels_u8, label_set, opacity)
+            else:
+                # Sparse output: magnify the centre so single pixels stay visible.
+                picture = drawing.grey_where(render.colorize(labels_u8, label_set), ~res.filled)
+                side = min(size[0], size[1], 8 * factor)
+                y0, x0 = (size[0] - side) // 2, (size[1] - side) // 2
+                zoom = max(1, size[1] // side)
+                picture = drawing.scale_nearest(picture[y0:y0 + side, x0:x0 + side], zoom)
+                caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()), side=side)
             cols[i % 3].image(picture, caption=caption, width="stretch")
         st.caption(tr("labs.bi.methods_note"))
 
 # ---------------------------------------------------------------- checkerboard
 with tab_checker:
     st.markdown(tr("labs.bi.checker_intro"))
-    weights_kind = st.radio(tr("labs.bi.weights"), ["ones", "random"], key="bi_checker_weights", horizontal=True,
-                            format_func=lab.labeler("labs.bi.weights."))
+    # The key carries the language: a radio whose labels change keeps no visible selection.
+    weights_kind = st.radio(tr("labs.bi.weights"), ["ones", "random"], key=f"bi_checker_weights_{settings.lang}",
+                            horizontal=True, format_func=lab.labeler("labs.bi.weights."))
     patterns = {
         "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
         "k4s2": up.transposed_pattern(4, 2, 6, weights_kind),
@@ -249,8 +269,8 @@ with tab_checker:
     for col, (name, pattern) in zip(cols, patterns.items()):
         inner = up.interior(pattern, 3) if name != "resize_conv" else pattern
         uniform = up.is_uniform(inner)
-        fig = go.Figure(go.Heatmap(z=pattern, colorscale="Viridis", showscale=False,
-                                   text=np.round(pattern, 2), texttemplate="%{text}" if pattern.shape[0] <= 14 else None))
+        fig = go.Figure(go.Heatmap(z=pattern, colorscale="Viridis", showscale=False, text=np.round(pattern, 2),
+                                   texttemplate="%{text}" if pattern.shape[0] <= 14 else None))
         fig.update_yaxes(autorange="reversed", scaleanchor="x")
         fig.update_layout(height=330, margin=dict(l=5, r=5, t=35, b=5), title=tr(f"labs.bi.pattern.{name}"))
         col.plotly_chart(fig, width="stretch", key=f"bi_checker_{name}")

@@ -151,6 +151,11 @@ def test_aspp_taps_spacing_and_rates_found_in_models() -> None:
     tv = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
     assert rf.find_aspp_rates(tv) == (12, 24, 36)
     assert rf.find_aspp_rates(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2))) == ()
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    lr = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
+    assert any(m.dilation[0] > 1 for m in lr.modules() if isinstance(m, nn.Conv2d))
+    assert rf.find_aspp_rates(lr) == ()  # dilated backbone, but no atrous pyramid
 
 
 def test_output_position_maps_coarse_outputs() -> None:

@@ -140,20 +140,20 @@ def bilinear_at_point(grid: np.ndarray, y: float, x: float) -> BilinearStep:
 
 def torch_bilinear(grid: np.ndarray, out_hw: tuple[int, int], align_corners: bool) -> np.ndarray:
     """``F.interpolate(mode="bilinear")`` of a 2-D array (float64)."""
-    t = torch.as_tensor(np.asarray(grid, dtype=np.float64))[None, None]
+    t = torch.as_tensor(np.array(grid, dtype=np.float64))[None, None]
     return F.interpolate(t, size=tuple(out_hw), mode="bilinear", align_corners=align_corners)[0, 0].numpy()
 
 
 def torch_linear(signal: np.ndarray, out_size: int, align_corners: bool) -> np.ndarray:
     """``F.interpolate(mode="linear")`` of a 1-D array (float64)."""
-    t = torch.as_tensor(np.asarray(signal, dtype=np.float64))[None, None]
+    t = torch.as_tensor(np.array(signal, dtype=np.float64))[None, None]
     return F.interpolate(t, size=out_size, mode="linear", align_corners=align_corners)[0, 0].numpy()
 
 
 def torch_grid_sample_point(grid: np.ndarray, y: float, x: float) -> float:
     """Value at a free point by ``F.grid_sample`` (align_corners=True: -1/+1 = corner centres)."""
     h, w = grid.shape
-    t = torch.as_tensor(np.asarray(grid, dtype=np.float64))[None, None]
+    t = torch.as_tensor(np.array(grid, dtype=np.float64))[None, None]
     gx = 2.0 * x / (w - 1) - 1.0 if w > 1 else 0.0
     gy = 2.0 * y / (h - 1) - 1.0 if h > 1 else 0.0
     loc = torch.tensor([[[[gx, gy]]]], dtype=torch.float64)

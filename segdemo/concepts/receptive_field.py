@@ -480,7 +480,9 @@ def find_aspp_rates(model: nn.Module) -> tuple[int, ...]:
     """Dilation rates of the ASPP branches inside ``model`` (empty if it has none)."""
     rates: set[int] = set()
     for name, module in model.named_modules():
-        if "aspp" in name.lower() or "aspp" in type(module).__name__.lower():
+        # torchvision's and segdemo's ASPP classes, or a submodule called "aspp";
+        # not LR-ASPP, which has no atrous branches (its backbone's are not ASPP's).
+        if type(module).__name__.upper() == "ASPP" or name.rsplit(".", 1)[-1].lower() == "aspp":
             for sub in module.modules():
                 if isinstance(sub, nn.Conv2d) and sub.dilation[0] > 1:
                     rates.add(int(sub.dilation[0]))

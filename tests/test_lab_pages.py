@@ -1,0 +1,143 @@
+"""AppTest runs of the concept labs: no exception in either language, and the numbers shown
+are those of the PyTorch operations (recomputed here independently of the page)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from segdemo.concepts import interpolation as ip
+from segdemo.concepts import receptive_field as rf
+from segdemo.concepts import separable as sep
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = {
+    "rf": REPO / "pages" / "5_Receptive_Field.py",
+    "bi": REPO / "pages" / "6_Bilinear_Upsampling.py",
+    "fc": REPO / "pages" / "7_FC_vs_1x1_Conv.py",
+    "sep": REPO / "pages" / "8_Depthwise_Separable.py",
+}
+
+
+def run(page: str, lang: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES[page]), default_timeout=240)
+    at.session_state["lang"] = lang
+    if page == "sep":
+        at.session_state["sep_measure"] = False  # timing is tested in test_concepts_separable
+    return at.run()
+
+
+def no_problems(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label_key: str, lang: str) -> str:
+    from segdemo import i18n
+
+    label = i18n.t(label_key, lang)
+    return next(m.value for m in at.metric if m.label == label)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_receptive_field_numbers_are_the_real_ones(lang: str) -> None:
+    at = run("rf", lang)
+    no_problems(at)
+    r, _ = rf.theoretical_rf(rf.PRESETS["context_module"])
+    assert metric(at, "labs.rf.metric.theory", lang) == f"{r} × {r}"
+    assert metric(at, "labs.rf.metric.autograd", lang) == f"{r} × {r}"
+    at.selectbox(key="rf_preset").set_value("gridding_2_2_2").run()
+    no_problems(at)
+    assert metric(at, "labs.rf.metric.holes", lang) == f"{rf.exact_rf(rf.PRESETS['gridding_2_2_2']).holes:,}"
+    assert any("gridding" in i.value or "그리딩" in i.value for i in at.info)
+
+
+def test_receptive_field_on_a_real_image_with_a_registry_model() -> None:
+    at = run("rf", "en")
+    at.multiselect(key="rf_samples").set_value([at.multiselect(key="rf_samples").options[1]]).run()
+    no_problems(at)
+    labels = {m.label for m in at.metric}
+    assert {"Theoretical field", "Effective field (90 % of gradient)"} <= labels
+    assert any("ASPP" in s.value for s in at.subheader)
+
+
+def test_dilated_vs_standard_table_matches_modules() -> None:
+    at = run("rf", "en")
+    at.slider(key="rf_dilation").set_value(4).run()
+    no_problems(at)
+    costs = rf.dilated_vs_standard(64, 64, 3, 4, 64, True)
+    table = next(d.value for d in at.dataframe if "Parameters (module)" in d.value.columns)
+    assert list(table["Parameters (module)"]) == [f"{c.params:,}" for c in costs]
+    assert list(table["MACs (PyTorch counter)"]) == [f"{c.macs:,}" for c in costs]
+    assert all("✅" in v for v in table["MACs (formula)"])
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_bilinear_page_formula_equals_f_interpolate(lang: str) -> None:
+    at = run("bi", lang)
+    no_problems(at)
+    marks = [m.value for m in at.markdown if m.value.startswith(("✅", "❌")) and "PyTorch" in m.value]
+    assert len(marks) == 3 and all(m.startswith("✅") for m in marks)  # 1-D + both align_corners
+    grid = np.array([[10, 20, 30, 40], [20, 60, 20, 10], [40, 10, 80, 30], [0, 30, 50, 90]], dtype=float)
+    for align in (False, True):
+        value = ip.torch_bilinear(grid, (7, 7), align)[3, 1]
+        assert any(f"{value:.4g}" in m for m in marks)
+    at.radio(key=f"bi_pick_{lang}").set_value("point").run()
+    no_problems(at)
+    at.radio(key=f"bi_checker_weights_{lang}").set_value("random").run()
+    no_problems(at)
+
+
+def test_bilinear_page_rejects_bad_values_and_keeps_working() -> None:
+    at = run("bi", "en")
+    at.text_input(key="bi_1d_values").set_value("1, two, 3").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Please enter 2 to 16 numbers separated by commas; "
+                                           "showing the default values instead."]
+
+
+def test_upsampling_a_registry_model() -> None:
+    at = run("bi", "en")
+    at.multiselect(key="bi_samples").set_value([at.multiselect(key="bi_samples").options[0]]).run()
+    no_problems(at)
+    assert any("coarse scores" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_fc_vs_conv_page(lang: str) -> None:
+    at = run("fc", lang)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.success) >= 3 and all("✅" in (s.icon or "") + s.value for s in at.success)
+    assert not any("❌" in (s.icon or "") + s.value for s in at.success)
+    at.slider(key="fc_vgg_size").set_value(128).run()
+    assert not at.exception
+    at.number_input(key="fc_pw_n").set_value(7).run()
+    assert not at.exception
+    assert metric(at, "labs.fc.pw_params", lang) == f"{7 * 21 + 21:,}"
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_separable_page_counts_match_modules(lang: str) -> None:
+    at = run("sep", lang)
+    no_problems(at)
+    at.number_input(key="sep_c").set_value(32).run()
+    at.selectbox(key="sep_kw").set_value(5).run()
+    no_problems(at)
+    report = sep.separable_report(3, 5, 32, 256, 32, 32)
+    table = at.dataframe[0].value
+    params = list(table["sum(p.numel())"])
+    assert params[0] == f"{report.standard_params:,} ✅"
+    assert params[3] == f"{report.separable_params:,} ✅"
+    assert report.standard_params == 3 * 5 * 32 * 256 and report.separable_params == 3 * 5 * 32 + 32 * 256
+
+
+def test_lab_catalogues_have_the_same_keys() -> None:
+    en = json.loads((REPO / "segdemo" / "locales" / "en" / "labs.json").read_text(encoding="utf-8"))
+    ko = json.loads((REPO / "segdemo" / "locales" / "ko" / "labs.json").read_text(encoding="utf-8"))
+    assert set(en) == set(ko)
+    for key in rf.PRESETS:
+        assert f"labs.rf.preset.{key}" in en and f"labs.rf.preset_note.{key}" in en
