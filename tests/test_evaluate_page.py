@@ -204,3 +204,11 @@ def test_modes_run_in_korean(mode, data_dir):
     _voc(data_dir)
     at = _page("ko", eval_mode=mode, inference_size=320).run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_label_set_value_from_the_other_language_is_mapped_back(data_dir):
+    """A real browser sends the displayed text of the old language after a language switch."""
+    _voc(data_dir)
+    at = _page("en", eval_mode="annotators", eval_gt_labels=i18n.t("labelset.voc", "ko")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="eval_gt_labels").value == "voc"

@@ -50,14 +50,31 @@ def show_notices(notices: list[Notice]) -> None:
 # ---------------------------------------------------------------- settings
 
 
+def _label_set_key(value: object, default: str = "voc") -> str:
+    """The label-set key a selectbox value stands for.
+
+    After a language switch the browser may send back the *displayed* text of
+    the old language ("PASCAL VOC (21개 클래스)"); map it back to its key.
+    """
+    if value in LABEL_SETS:
+        return str(value)
+    for lang in i18n.LANGUAGES:
+        for key in LABEL_SETS:
+            if i18n.t(f"labelset.{key}", lang) == value:
+                return key
+    return default
+
+
 def _reset_ignore() -> None:
-    gt = LABEL_SETS[st.session_state["eval_gt_labels"]]
+    key = _label_set_key(st.session_state.get("eval_gt_labels"))
+    st.session_state["eval_gt_labels"] = key
+    gt = LABEL_SETS[key]
     st.session_state["eval_ignore"] = -1 if gt.ignore_index is None else gt.ignore_index
 
 
 def truth_label_set_select(default_key: str) -> LabelSet:
     """The label set the ground truth is drawn in (default: the model's)."""
-    st.session_state.setdefault("eval_gt_labels", default_key)
+    st.session_state["eval_gt_labels"] = _label_set_key(st.session_state.get("eval_gt_labels", default_key), default_key)
     key = st.selectbox(tr("eval.gt_labels"), list(LABEL_SETS), key="eval_gt_labels",
                        format_func=options_formatter("labelset."), on_change=_reset_ignore,
                        help=tr("eval.gt_labels_help"))
