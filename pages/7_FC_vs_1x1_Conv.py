@@ -44,8 +44,7 @@ def pick_image() -> np.ndarray:
 
 
 def heat_figure(values: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=values, colorscale="Viridis", colorbar=dict(thickness=12),
-                               text=np.round(values, 2), texttemplate="%{text}" if values.size <= 150 else None))
+    fig = go.Figure(go.Heatmap(z=values, colorscale="Viridis", colorbar=dict(thickness=12)))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
     fig.update_layout(height=320, margin=dict(l=5, r=5, t=35, b=5), title=title)
     return fig

@@ -42,10 +42,10 @@ rows = [
      tr("labs.sep.col.macs"): f"{r.standard_macs:,} {lab.check_mark(r.standard_macs == r.standard_macs_formula)}"},
     {tr("labs.sep.col.layer"): tr("labs.sep.depthwise"), "module": f"Conv2d({c}, {c}, ({kh}, {kw}), groups={c})",
      tr("labs.sep.col.formula"): f"{kh}·{kw}·{c}" + (f" + {c}" if bias else ""),
-     tr("labs.sep.col.params"): f"{r.depthwise_params:,}", tr("labs.sep.col.macs"): ""},
+     tr("labs.sep.col.params"): f"{r.depthwise_params:,}", tr("labs.sep.col.macs"): f"{r.depthwise_macs:,}"},
     {tr("labs.sep.col.layer"): tr("labs.sep.pointwise"), "module": f"Conv2d({c}, {n}, 1)",
      tr("labs.sep.col.formula"): f"{c}·{n}" + (f" + {n}" if bias else ""),
-     tr("labs.sep.col.params"): f"{r.pointwise_params:,}", tr("labs.sep.col.macs"): ""},
+     tr("labs.sep.col.params"): f"{r.pointwise_params:,}", tr("labs.sep.col.macs"): f"{r.pointwise_macs:,}"},
     {tr("labs.sep.col.layer"): tr("labs.sep.separable"), "module": "depthwise → pointwise",
      tr("labs.sep.col.formula"): f"{kh}·{kw}·{c} + {c}·{n}" + (f" + {c} + {n}" if bias else "")
      + f" = {r.separable_formula:,}",
@@ -53,8 +53,9 @@ rows = [
      tr("labs.sep.col.macs"): f"{r.separable_macs:,} {lab.check_mark(r.separable_macs == r.separable_macs_formula)}"},
 ]
 if measure:
-    rows[0][tr("labs.sep.col.time")] = f"{r.standard_ms:.3f} ms"
-    rows[3][tr("labs.sep.col.time")] = f"{r.separable_ms:.3f} ms"
+    times = [f"{r.standard_ms:.3f} ms", "", "", f"{r.separable_ms:.3f} ms"]
+    for row, text in zip(rows, times):
+        row[tr("labs.sep.col.time")] = text
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 m1, m2, m3, m4 = st.columns(4)

@@ -23,7 +23,8 @@ def test_counts_match_modules(kh: int, kw: int, c: int, n: int, bias: bool) -> N
     assert r.standard_formula == kh * kw * c * n + (n if bias else 0)
     assert r.separable_formula == kh * kw * c + c * n + ((c + n) if bias else 0)
     assert r.standard_macs == r.standard_macs_formula == 9 * 10 * kh * kw * c * n
-    assert r.separable_macs == r.separable_macs_formula
+    assert r.separable_macs == r.separable_macs_formula == r.depthwise_macs + r.pointwise_macs
+    assert r.depthwise_macs == 9 * 10 * kh * kw * c and r.pointwise_macs == 9 * 10 * c * n
     x = torch.zeros(1, c, 9, 10)
     with FlopCounterMode(display=False) as counter:
         dws(x)

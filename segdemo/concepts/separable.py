@@ -61,6 +61,8 @@ class SeparableReport:
     separable_params: int
     standard_macs: int  # FlopCounterMode / 2
     separable_macs: int
+    depthwise_macs: int
+    pointwise_macs: int
     standard_macs_formula: int  # F_h*F_w*H*W*C*n
     separable_macs_formula: int  # F_h*F_w*(H*W*C + C*n)
     standard_ms: float | None = None  # measured median time per call
@@ -93,6 +95,7 @@ def separable_report(kh: int, kw: int, c: int, n: int, map_h: int, map_w: int, b
     x = torch.randn(1, c, map_h, map_w, device=device)
     with torch.no_grad():
         shape = tuple(std(x).shape)
+        x_mid = sep[0](x)
         if tuple(sep(x).shape) != shape:
             raise AssertionError("both layers must give the same output shape")
     extra_std, extra_sep = (n, c + n) if bias else (0, 0)
@@ -106,6 +109,8 @@ def separable_report(kh: int, kw: int, c: int, n: int, map_h: int, map_w: int, b
         separable_params=count_params(sep),
         standard_macs=measure_macs(std, x),
         separable_macs=measure_macs(sep, x),
+        depthwise_macs=measure_macs(sep[0], x),
+        pointwise_macs=measure_macs(sep[1], x_mid),
         standard_macs_formula=shape[-2] * shape[-1] * kh * kw * c * n,
         separable_macs_formula=shape[-2] * shape[-1] * (kh * kw * c + c * n),
         output_shape=shape,
