@@ -209,6 +209,12 @@ def test_modes_run_in_korean(mode, data_dir):
 def test_label_set_value_from_the_other_language_is_mapped_back(data_dir):
     """A real browser sends the displayed text of the old language after a language switch."""
     _voc(data_dir)
-    at = _page("en", eval_mode="annotators", eval_gt_labels=i18n.t("labelset.voc", "ko")).run()
+    at = _page("en", eval_mode="annotators", eval_ann_example="VOC 2011_000003",
+               eval_gt_labels=i18n.t("labelset.voc", "ko")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="eval_gt_labels").value == "voc"
+    from segdemo.ui.eval_widgets import _label_set_key
+
+    for lang in i18n.LANGUAGES:
+        assert _label_set_key(i18n.t("labelset.camvid", lang)) == "camvid"
+    assert _label_set_key("isbi") == "isbi"

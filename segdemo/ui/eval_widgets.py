@@ -67,7 +67,8 @@ def _label_set_key(value: object, default: str = "voc") -> str:
 
 def _reset_ignore() -> None:
     key = _label_set_key(st.session_state.get("eval_gt_labels"))
-    st.session_state["eval_gt_labels"] = key
+    if st.session_state.get("eval_gt_labels") != key:  # only from the on_change callback
+        st.session_state["eval_gt_labels"] = key
     gt = LABEL_SETS[key]
     st.session_state["eval_ignore"] = -1 if gt.ignore_index is None else gt.ignore_index
 
