@@ -120,6 +120,93 @@ with tab_dilated:
                   caption=tr(f"labs.rf.conv.{label}") + f" — k={kernel}, d={d}", width=260)
 
 # ---------------------------------------------------------------- 3. real image, real model
+def real_image_section(images: list, entry) -> None:
+    """Click a pixel; theoretical and effective receptive fields; ASPP taps."""
+    image = ui.choose_image(images, "rf_current")
+    model = lab.lab_model(settings, entry)
+    net = getattr(model, "net", model)
+    device = settings.device
+    lab_size = st.select_slider(tr("labs.rf.lab_size"), [128, 192, 256, 320, 384], value=256,
+                                key="rf_lab_size", help=tr("labs.rf.lab_size_help"))
+    x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, device)
+    x = x.float()
+    small = np.asarray(Image.fromarray(image.rgb).resize((w, h), Image.BILINEAR))
+    with torch.no_grad(), lab.GRADIENT_LOCK:
+        scores = model(x)[0]
+    label_set = entry.label_set
+    left, right = st.columns(2)
+    display_scale = max(1, 512 // max(h, w))
+    display = drawing.scale_nearest(small, display_scale) if display_scale > 1 else small
+    with left:
+        st.caption(tr("labs.rf.click_hint", model=entry.display_name))
+        yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
+    predicted = int(scores[(slice(None),) + rf.output_position(
+        yx, tuple(x.shape[-2:]), tuple(scores.shape[-2:]))].argmax())
+    options = list(range(label_set.num_classes))
+    names = [ui.class_label(label_set.key, c) for c in options]
+    names[predicted] += " ← " + tr("labs.rf.predicted")
+    cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
+                       format_func=names.__getitem__)
+
+    def compute() -> tuple[np.ndarray, np.ndarray, float]:
+        start = time.perf_counter()
+        with lab.GRADIENT_LOCK:
+            erf = rf.effective_rf(model, x, yx, cls)
+            support = rf.structural_rf(model, tuple(x.shape[1:]), yx, device)
+        return erf[:h, :w], support[:h, :w], time.perf_counter() - start
+
+    with st.spinner(tr("labs.rf.computing")):
+        erf, support, seconds = lab.session_cache(
+            "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
+    box = rf.bbox_of(support)
+    picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),
+                                         box, yx)
+    with right:
+        st.image(drawing.scale_nearest(picture, display_scale),
+                 caption=tr("labs.rf.erf_caption"), width="stretch")
+    whole = bool(support.all())
+    touches = box is not None and (box[0] == 0 or box[1] == 0 or box[0] + box[2] == h or box[1] + box[3] == w)
+    m1, m2, m3 = st.columns(3)
+    m1.metric(tr("labs.rf.metric.model_theory"),
+              tr("labs.rf.whole_image") if whole else (f"{box[2]} × {box[3]}" if box else "—"),
+              help=tr("labs.rf.metric.model_theory_help"))
+    radius = rf.mass_radius(erf, yx, 0.9)
+    m2.metric(tr("labs.rf.metric.erf90"), f"{2 * radius + 1:.0f} × {2 * radius + 1:.0f}",
+              help=tr("labs.rf.metric.erf90_help"))
+    m3.metric(tr("labs.rf.metric.time"), f"{seconds:.2f} s")
+    if whole:
+        st.info(tr("labs.rf.whole_image_note"))
+    elif touches:
+        st.caption(tr("labs.rf.clipped_note"))
+    st.caption(tr("labs.rf.erf_note", size=f"{h}×{w}"))
+
+    st.subheader(tr("labs.rf.aspp_title"))
+    output_stride = entry.output_stride or getattr(net, "output_stride", None) or 8
+    rates = rf.find_aspp_rates(net)
+    if rates:
+        st.caption(tr("labs.rf.aspp_found", rates=", ".join(map(str, rates)), os=output_stride))
+    else:
+        rates = rf.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
+        st.caption(tr("labs.rf.aspp_default", rates=", ".join(map(str, rates)), os=output_stride))
+    taps = rf.aspp_taps(yx, (h, w), output_stride, rates)
+    tapped = drawing.draw_taps(drawing.scale_nearest(small, display_scale),
+                               [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5,
+                                       (t.x + 0.5) * display_scale - 0.5, t.inside) for t in taps],
+                               (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)
+    a1, a2 = st.columns([3, 2])
+    a1.image(tapped, width="stretch")
+    with a2:
+        legend = "".join(
+            f'<div><span style="display:inline-block;width:1em;height:1em;border-radius:50%;'
+            f'background:{drawing.rate_color_hex(i)}"></span> '
+            + tr("labs.rf.aspp_rate", rate=r, spacing=r * output_stride, span=2 * r * output_stride)
+            + "</div>"
+            for i, r in enumerate(rates))
+        st.markdown(legend, unsafe_allow_html=True)
+        outside = sum(not t.inside for t in taps)
+        st.caption(tr("labs.rf.aspp_note", outside=outside))
+
+
 with tab_image:
     st.markdown(tr("labs.rf.image_intro"))
     images = ui.image_inputs("rf")
@@ -127,86 +214,7 @@ with tab_image:
     if not images:
         st.info(tr("input.none"))
     elif entry is not None:
-        image = ui.choose_image(images, "rf_current")
-        model = lab.lab_model(settings, entry)
-        net = getattr(model, "net", model)
-        device = settings.device
-        lab_size = st.select_slider(tr("labs.rf.lab_size"), [128, 192, 256, 320, 384], value=256,
-                                    key="rf_lab_size", help=tr("labs.rf.lab_size_help"))
-        x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, device)
-        x = x.float()
-        small = np.asarray(Image.fromarray(image.rgb).resize((w, h), Image.BILINEAR))
-        with torch.no_grad(), lab.GRADIENT_LOCK:
-            scores = model(x)[0]
-        label_set = entry.label_set
-        left, right = st.columns(2)
-        display_scale = max(1, 512 // max(h, w))
-        display = drawing.scale_nearest(small, display_scale) if display_scale > 1 else small
-        with left:
-            st.caption(tr("labs.rf.click_hint", model=entry.display_name))
-            yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
-        predicted = int(scores[(slice(None),) + rf.output_position(
-            yx, tuple(x.shape[-2:]), tuple(scores.shape[-2:]))].argmax())
-        options = list(range(label_set.num_classes))
-        names = [ui.class_label(label_set.key, c) for c in options]
-        names[predicted] += " ← " + tr("labs.rf.predicted")
-        cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
-                           format_func=names.__getitem__)
-
-        def compute() -> tuple[np.ndarray, np.ndarray, float]:
-            start = time.perf_counter()
-            with lab.GRADIENT_LOCK:
-                erf = rf.effective_rf(model, x, yx, cls)
-                support = rf.structural_rf(model, tuple(x.shape[1:]), yx, device)
-            return erf[:h, :w], support[:h, :w], time.perf_counter() - start
-
-        with st.spinner(tr("labs.rf.computing")):
-            erf, support, seconds = lab.session_cache(
-                "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
-        box = rf.bbox_of(support)
-        picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),
-                                             box, yx)
-        with right:
-            st.image(drawing.scale_nearest(picture, display_scale),
-                     caption=tr("labs.rf.erf_caption"), width="stretch")
-        whole = bool(support.all())
-        touches = box is not None and (box[0] == 0 or box[1] == 0 or box[0] + box[2] == h or box[1] + box[3] == w)
-        m1, m2, m3 = st.columns(3)
-        m1.metric(tr("labs.rf.metric.model_theory"),
-                  tr("labs.rf.whole_image") if whole else (f"{box[2]} × {box[3]}" if box else "—"),
-                  help=tr("labs.rf.metric.model_theory_help"))
-        radius = rf.mass_radius(erf, yx, 0.9)
-        m2.metric(tr("labs.rf.metric.erf90"), f"{2 * radius + 1:.0f} × {2 * radius + 1:.0f}",
-                  help=tr("labs.rf.metric.erf90_help"))
-        m3.metric(tr("labs.rf.metric.time"), f"{seconds:.2f} s")
-        if whole:
-            st.info(tr("labs.rf.whole_image_note"))
-        elif touches:
-            st.caption(tr("labs.rf.clipped_note"))
-        st.caption(tr("labs.rf.erf_note", size=f"{h}×{w}"))
-
-        st.subheader(tr("labs.rf.aspp_title"))
-        output_stride = entry.output_stride or getattr(net, "output_stride", None) or 8
-        rates = rf.find_aspp_rates(net)
-        if rates:
-            st.caption(tr("labs.rf.aspp_found", rates=", ".join(map(str, rates)), os=output_stride))
-        else:
-            rates = rf.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
-            st.caption(tr("labs.rf.aspp_default", rates=", ".join(map(str, rates)), os=output_stride))
-        taps = rf.aspp_taps(yx, (h, w), output_stride, rates)
-        tapped = drawing.draw_taps(drawing.scale_nearest(small, display_scale),
-                                   [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5,
-                                           (t.x + 0.5) * display_scale - 0.5, t.inside) for t in taps],
-                                   (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)
-        a1, a2 = st.columns([3, 2])
-        a1.image(tapped, width="stretch")
-        with a2:
-            legend = "".join(
-                f'<div><span style="display:inline-block;width:1em;height:1em;border-radius:50%;'
-                f'background:{drawing.rate_color_hex(i)}"></span> '
-                + tr("labs.rf.aspp_rate", rate=r, spacing=r * output_stride, span=2 * r * output_stride)
-                + "</div>"
-                for i, r in enumerate(rates))
-            st.markdown(legend, unsafe_allow_html=True)
-            outside = sum(not t.inside for t in taps)
-            st.caption(tr("labs.rf.aspp_note", outside=outside))
+        try:
+            real_image_section(images, entry)
+        except (ValueError, RuntimeError) as exc:  # e.g. an input size the network cannot take
+            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))

@@ -207,6 +207,49 @@ with tab_corners:
     st.caption(tr("labs.bi.corners_advice"))
 
 # ---------------------------------------------------------------- a real model's scores
+def model_section(images: list, entry) -> None:
+    """A real model's coarse scores upsampled by every method; argmax of each."""
+    image = ui.choose_image(images, "bi_current")
+    model = lab.lab_model(settings, entry)
+    lab_size = st.select_slider(tr("labs.rf.lab_size"), [192, 256, 320, 384], value=256, key="bi_lab_size")
+    x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, settings.device)
+
+    def compute() -> tuple[torch.Tensor, str]:
+        with lab.GRADIENT_LOCK:
+            scores, how = up.coarse_class_scores(model, x.float())
+        return scores[0].float().cpu(), how
+
+    coarse, how = lab.session_cache("bi", (entry.name, image.digest, lab_size, settings.device), compute)
+    c, ch, cw = coarse.shape
+    factor = max(1, round(x.shape[-2] / ch))
+    size = (ch * factor, cw * factor)
+    st.caption(tr(f"labs.bi.coarse.{how}", model=entry.display_name, c=c, h=ch, w=cw, f=factor,
+                  H=size[0], W=size[1]))
+    rgb = np.asarray(Image.fromarray(image.rgb).resize((size[1], size[0]), Image.BILINEAR))
+    guide = torch.from_numpy(rgb.astype(np.float32).mean(2))[None, None]
+    results = up.upsample_scores(coarse, factor, guide)
+    label_set = entry.label_set
+    reference = results["bilinear"].labels
+    cols = st.columns(3)
+    opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")
+    for i, (method, res) in enumerate(results.items()):
+        labels_u8 = res.labels.astype(np.uint8)
+        agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
+        caption = tr(f"labs.bi.method.{method}") + " — " + tr("labs.bi.agree_bilinear", share=agree)
+        if res.filled.all():
+            picture = render.overlay(rgb, labels_u8, label_set, opacity)
+        else:
+            # Sparse output: magnify the centre so single pixels stay visible.
+            picture = drawing.grey_where(render.colorize(labels_u8, label_set), ~res.filled)
+            side = min(size[0], size[1], 8 * factor)
+            y0, x0 = (size[0] - side) // 2, (size[1] - side) // 2
+            zoom = max(1, size[1] // side)
+            picture = drawing.scale_nearest(picture[y0:y0 + side, x0:x0 + side], zoom)
+            caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()), side=side)
+        cols[i % 3].image(picture, caption=caption, width="stretch")
+    st.caption(tr("labs.bi.methods_note"))
+
+
 with tab_model:
     st.markdown(tr("labs.bi.model_intro"))
     images = ui.image_inputs("bi")
@@ -214,45 +257,10 @@ with tab_model:
     if not images:
         st.info(tr("input.none"))
     elif entry is not None:
-        image = ui.choose_image(images, "bi_current")
-        model = lab.lab_model(settings, entry)
-        lab_size = st.select_slider(tr("labs.rf.lab_size"), [192, 256, 320, 384], value=256, key="bi_lab_size")
-        x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, settings.device)
-
-        def compute() -> tuple[torch.Tensor, str]:
-            with lab.GRADIENT_LOCK:
-                scores, how = up.coarse_class_scores(model, x.float())
-            return scores[0].float().cpu(), how
-
-        coarse, how = lab.session_cache("bi", (entry.name, image.digest, lab_size, settings.device), compute)
-        c, ch, cw = coarse.shape
-        factor = max(1, round(x.shape[-2] / ch))
-        size = (ch * factor, cw * factor)
-        st.caption(tr(f"labs.bi.coarse.{how}", model=entry.display_name, c=c, h=ch, w=cw, f=factor,
-                      H=size[0], W=size[1]))
-        rgb = np.asarray(Image.fromarray(image.rgb).resize((size[1], size[0]), Image.BILINEAR))
-        guide = torch.from_numpy(rgb.astype(np.float32).mean(2))[None, None]
-        results = up.upsample_scores(coarse, factor, guide)
-        label_set = entry.label_set
-        reference = results["bilinear"].labels
-        cols = st.columns(3)
-        opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")
-        for i, (method, res) in enumerate(results.items()):
-            labels_u8 = res.labels.astype(np.uint8)
-            agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
-            caption = tr(f"labs.bi.method.{method}") + " — " + tr("labs.bi.agree_bilinear", share=agree)
-            if res.filled.all():
-                picture = render.overlay(rgb, labels_u8, label_set, opacity)
-            else:
-                # Sparse output: magnify the centre so single pixels stay visible.
-                picture = drawing.grey_where(render.colorize(labels_u8, label_set), ~res.filled)
-                side = min(size[0], size[1], 8 * factor)
-                y0, x0 = (size[0] - side) // 2, (size[1] - side) // 2
-                zoom = max(1, size[1] // side)
-                picture = drawing.scale_nearest(picture[y0:y0 + side, x0:x0 + side], zoom)
-                caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()), side=side)
-            cols[i % 3].image(picture, caption=caption, width="stretch")
-        st.caption(tr("labs.bi.methods_note"))
+        try:
+            model_section(images, entry)
+        except (ValueError, RuntimeError) as exc:  # e.g. an input size the network cannot take
+            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
 
 # ---------------------------------------------------------------- checkerboard
 with tab_checker:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from segdemo.concepts import interpolation as ip
@@ -141,3 +142,35 @@ def test_lab_catalogues_have_the_same_keys() -> None:
     assert set(en) == set(ko)
     for key in rf.PRESETS:
         assert f"labs.rf.preset.{key}" in en and f"labs.rf.preset_note.{key}" in en
+
+
+class _RejectsEverySize(torch.nn.Module):
+    """A network that refuses its input, as an unpadded U-Net does for odd sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("input 256x256 does not fit")
+
+
+@pytest.mark.parametrize("page,key", [("rf", "rf_samples"), ("bi", "bi_samples")])
+def test_model_errors_become_messages(page: str, key: str) -> None:
+    from segdemo import registry
+
+    registry.register(registry.ModelEntry(
+        name="test-rejects", architecture="TestNet", backbone="rejects", label_set_key="isbi",
+        build=_RejectsEverySize, weights=registry.WeightsSpec(filename="test-rejects.safetensors"),
+        source="segdemo"))
+    try:
+        at = AppTest.from_file(str(PAGES[page]), default_timeout=240)
+        at.session_state["lang"] = "en"
+        at.session_state["arch"] = "TestNet"
+        at.session_state["backbone"] = "rejects"
+        at.run()
+        at.multiselect(key=key).set_value([at.multiselect(key=key).options[0]]).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("does not fit" in e.value for e in at.error)
+    finally:
+        registry._all().pop("test-rejects", None)
