@@ -12,6 +12,7 @@ from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, Ma
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.images import UPLOAD_TYPES, ImageError, decode_image
+from segdemo.inference import predict
 from segdemo.ui import eval_widgets as ew
 from segdemo.ui import tr
 
@@ -230,10 +231,22 @@ if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or p
         value = files[name]
         return value.read_bytes() if isinstance(value, Path) else value
 
+    model = ui.get_model(settings.model_name, settings)  # once: its messages show once
+    # Label maps are small: keep them so changing a convention only re-scores.
+    preds: dict = st.session_state.setdefault("_eval_batch_preds", {})
+
     def load(key: str, image_name: str, mask_name: str):
         image = decode_image(read(image_name), image_name)
         truth = decode_mask(read(mask_name), mask_name, gt_set, ignore, image.rgb.shape[:2])
-        return ui.predict_cached(image, settings).labels, truth.labels, truth.notices
+        weights_file = model.weights_path and (str(model.weights_path), model.weights_path.stat().st_mtime_ns)
+        pred_key = (image.digest, settings.model_name, weights_file, settings.inference_size, settings.device,
+                    settings.half)
+        if pred_key not in preds:
+            preds[pred_key] = predict(model, entry, image.rgb, settings.inference_size, settings.device,
+                                      settings.half).labels
+            while len(preds) > 500:
+                preds.pop(next(iter(preds)))
+        return preds[pred_key], truth.labels, truth.notices
 
     def progress(i: int, n: int, name: str) -> None:
         bar.progress(i / n if n else 1.0, text=tr("eval.batch.progress", i=i, n=n, name=name))
