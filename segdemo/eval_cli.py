@@ -37,6 +37,8 @@ def describe(notice: Notice, lang: str = "en") -> str:
 def _fmt(x: float | None, pct: bool = False) -> str:
     if x is None or not np.isfinite(x):
         return f"{'—':>6}" if pct else "—"
+    if pct and x < 0:  # the -1 of the torchmetrics policy is a marker, not a percentage
+        return f"{x:6.0f}"
     return f"{100 * x:6.2f}" if pct else f"{x:.4f}"
 
 

@@ -224,7 +224,8 @@ def per_class_table(scores: Scores, label_set: LabelSet, key: str, per_image: np
     lang = _lang()
     show_all = st.toggle(tr("eval.show_all_classes"), key=f"{key}_all")
     frame = scores_frame(scores, label_set, lang, per_image, only_relevant=not show_all)
-    pct = {c: st.column_config.NumberColumn(format="percent") for c in frame.columns
+    # Plain fractions, not percent: the -1 of the torchmetrics policy must read as -1.
+    pct = {c: st.column_config.NumberColumn(format="%.4f") for c in frame.columns
            if c not in ("TP", "FP", "FN", "_id", i18n.t("eval.col.class", lang), i18n.t("eval.col.in_mean", lang))}
     state = st.dataframe(frame, hide_index=True, column_config={**pct, "_id": None}, key=f"{key}_table",
                          on_select="rerun", selection_mode="single-row")
