@@ -33,6 +33,9 @@ def _voc(data_dir):
 def _page(lang: str = "en", **state) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=180)
     at.session_state["lang"] = lang
+    # Pin the model: the offline default may become one of segdemo's own CamVid models.
+    entry = registry.get(MODEL)
+    at.session_state["arch"], at.session_state["backbone"] = entry.architecture, entry.backbone
     for k, v in state.items():
         at.session_state[k] = v
     return at
