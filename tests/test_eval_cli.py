@@ -140,3 +140,27 @@ def test_usage_errors(capsys, data_dir, tmp_path):
     assert code == 2 and "do not match" in err
     code, _, err = _run(capsys, "--model", "no_such_model", "--images", str(tmp_path), "--masks", str(tmp_path))
     assert code == 2 and "no_such_model" in err
+
+
+def test_voc_predictions_against_camvid_truth_use_the_preset(capsys, data_dir, tmp_path):
+    root = _root(data_dir) / "camvid" / "valannot"
+    frame = sorted(root.glob("*.png"))[0]
+    truth = np.array(Image.open(frame))
+    from segdemo.labels import VOC
+
+    # A VOC "prediction" right on every car and pedestrian pixel, background elsewhere.
+    pred = np.where(truth == 8, VOC.classes.index("car"), np.where(truth == 9, VOC.classes.index("person"), 0))
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "pred" / frame.name).write_bytes(encode_index_png(pred.astype(np.uint8), VOC))
+    shutil.copy(frame, tmp_path / "masks" / frame.name)
+    code, out, _ = _run(capsys, "--pred", str(tmp_path / "pred"), "--masks", str(tmp_path / "masks"),
+                        "--labels", "voc", "--gt-labels", "camvid", "--json", "--no-boundary")
+    assert code == 0
+    data = json.loads(out)
+    assert data["meta"]["mapping"] == "voc_to_camvid"
+    rows = {r["class"]: r for r in data["per_class"]}
+    assert rows["Car"]["IoU"] == 1.0 and rows["Pedestrian"]["IoU"] == 1.0
+    assert rows["Sky"]["in_mean"] is False and rows["Sky"]["FN"] == int((truth == 0).sum())
+    # The "other" column (VOC background on Sky, Road...) is counted but is no class of its own.
+    assert np.array(data["confusion_matrix"]).shape == (12, 12) and len(data["per_class"]) == 11
