@@ -25,11 +25,6 @@ st.caption(tr(f"eval.mode.{mode}.help"))
 entry = settings.entry
 
 
-def _set_truth_labels(key: str) -> None:
-    st.session_state["eval_gt_labels"] = key
-    ew._reset_ignore()
-
-
 def _read_upload(upload) -> tuple[str, bytes] | None:
     return None if upload is None else (upload.name, upload.getvalue())
 
@@ -81,19 +76,9 @@ def _downloads(result, stem: str, meta: dict) -> None:
 
 if mode == "single":
     examples = [s for s in samples.dataset_samples() if s.mask is not None and s.mask.is_file()]
-    sources = ("upload", "example") if examples else ("upload",)
-    st.session_state.setdefault("eval_source", sources[-1])
-    source = st.radio(tr("eval.source"), sources, key="eval_source", horizontal=True,
-                      format_func=ui.options_formatter("eval.source."))
-    if source == "example":
-        names = [s.name for s in examples]
-        if st.session_state.get("eval_example") not in names:
-            st.session_state["eval_example"] = names[0]
-            _set_truth_labels(examples[0].source)
-        choice = st.selectbox(tr("eval.example"), names, key="eval_example",
-                              on_change=lambda: _set_truth_labels(
-                                  next(s.source for s in examples if s.name == st.session_state["eval_example"])))
-        sample = next(s for s in examples if s.name == choice)
+    picked = ew.source_and_example("eval", [s.name for s in examples], [s.source for s in examples])
+    if picked is not None:
+        sample = examples[picked]
         image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
     else:
         c1, c2 = st.columns(2)
@@ -102,17 +87,9 @@ if mode == "single":
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
-    sources = ("upload", "example") if examples else ("upload",)
-    st.session_state.setdefault("eval_ann_source", sources[-1])
-    source = st.radio(tr("eval.source"), sources, key="eval_ann_source", horizontal=True,
-                      format_func=ui.options_formatter("eval.source."))
-    if source == "example":
-        names = [e.name for e in examples]
-        if st.session_state.get("eval_ann_example") not in names:
-            st.session_state["eval_ann_example"] = names[0]
-            _set_truth_labels(examples[0].label_set_key)
-        choice = st.selectbox(tr("eval.example"), names, key="eval_ann_example")
-        ex = next(e for e in examples if e.name == choice)
+    picked = ew.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples])
+    if picked is not None:
+        ex = examples[picked]
         image_in = (ex.image.name, ex.image.read_bytes())
         mask_in, second_in = (ex.first.name, ex.first.read_bytes()), (ex.second.name, ex.second.read_bytes())
     else:
@@ -124,20 +101,10 @@ elif mode == "annotators":
                                                   key="eval_ann_b"))
 else:
     examples = batch_examples()
-    sources = ("upload", "example") if examples else ("upload",)
-    st.session_state.setdefault("eval_batch_source", sources[-1])
-    source = st.radio(tr("eval.source"), sources, key="eval_batch_source", horizontal=True,
-                      format_func=ui.options_formatter("eval.source."))
+    picked = ew.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples])
     files: dict[str, object] = {}
-    if source == "example":
-        names = [e.name for e in examples]
-        if st.session_state.get("eval_batch_example") not in names:
-            st.session_state["eval_batch_example"] = names[0]
-            _set_truth_labels(examples[0].label_set_key)
-        choice = st.selectbox(tr("eval.example"), names, key="eval_batch_example",
-                              on_change=lambda: _set_truth_labels(next(
-                                  e.label_set_key for e in examples if e.name == st.session_state["eval_batch_example"])))
-        files = dict(next(e for e in examples if e.name == choice).files)
+    if picked is not None:
+        files = dict(examples[picked].files)
     else:
         c1, c2 = st.columns(2)
         uploads = c1.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES, *MASK_UPLOAD_TYPES],

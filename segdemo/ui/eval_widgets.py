@@ -73,6 +73,33 @@ def _reset_ignore() -> None:
     st.session_state["eval_ignore"] = -1 if gt.ignore_index is None else gt.ignore_index
 
 
+def set_truth_labels(key: str) -> None:
+    """Make ``key`` the truth's label set (with its own ignore label)."""
+    st.session_state["eval_gt_labels"] = key
+    _reset_ignore()
+
+
+def source_and_example(key: str, names: list[str], label_set_keys: list[str]) -> int | None:
+    """Upload, or one of ``names`` from the data folder (the default when there are any).
+
+    Returns the chosen example's index, or None for uploads. Choosing an example
+    also sets the truth's label set to the example's.
+    """
+    sources = ("upload", "example") if names else ("upload",)
+    st.session_state.setdefault(f"{key}_source", sources[-1])
+    source = st.radio(tr("eval.source"), sources, key=f"{key}_source", horizontal=True,
+                      format_func=options_formatter("eval.source."))
+    if source != "example":
+        return None
+    example_key = f"{key}_example"
+    if st.session_state.get(example_key) not in names:
+        st.session_state[example_key] = names[0]
+        set_truth_labels(label_set_keys[0])
+    choice = st.selectbox(tr("eval.example"), names, key=example_key,
+                          on_change=lambda: set_truth_labels(label_set_keys[names.index(st.session_state[example_key])]))
+    return names.index(choice)
+
+
 def truth_label_set_select(default_key: str) -> LabelSet:
     """The label set the ground truth is drawn in (default: the model's)."""
     st.session_state["eval_gt_labels"] = _label_set_key(st.session_state.get("eval_gt_labels", default_key), default_key)
