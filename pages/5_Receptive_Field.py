@@ -114,10 +114,12 @@ with tab_dilated:
                   ratio=dense.params / max(dil.params, 1)))
     st.caption(tr("labs.rf.dilated_formula_note"))
     g1, g2 = st.columns(2)
+    cell = max(4, 300 // (rf.effective_kernel(int(kernel), int(dilation)) + 2))  # same scale for both
     for col, d, label in ((g1, 1, "standard"), (g2, int(dilation), "dilated")):
         single = rf.exact_rf([rf.Layer("conv", int(kernel), 1, d)])
-        col.image(drawing.rf_grid_image(single.gradient, single.margin, target=260),
-                  caption=tr(f"labs.rf.conv.{label}") + f" — k={kernel}, d={d}", width=260)
+        picture = drawing.rf_grid_image(single.gradient, single.margin, target=cell * single.gradient.shape[0])
+        col.image(picture, caption=tr(f"labs.rf.conv.{label}") + f" — k={kernel}, d={d}",
+                  width=picture.shape[1])
 
 # ---------------------------------------------------------------- 3. real image, real model
 def real_image_section(images: list, entry) -> None:

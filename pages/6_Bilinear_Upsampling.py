@@ -230,8 +230,8 @@ def model_section(images: list, entry) -> None:
     results = up.upsample_scores(coarse, factor, guide)
     label_set = entry.label_set
     reference = results["bilinear"].labels
-    cols = st.columns(3)
     opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")
+    cols = st.columns(3)
     for i, (method, res) in enumerate(results.items()):
         labels_u8 = res.labels.astype(np.uint8)
         agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
