@@ -201,3 +201,15 @@ def test_structural_rf_with_squeeze_excitation_is_global_and_finite() -> None:
     net = nn.Sequential(*blocks).eval()
     mask = rf.structural_rf(net, (3, 24, 24), (3, 3))
     assert mask.all()  # global average pooling in the gate reaches every pixel
+
+
+def test_cli_prints_the_recurrence_and_the_autograd_check(capsys: pytest.CaptureFixture[str]) -> None:
+    from segdemo import cli
+
+    assert cli.main(["concepts", "rf", "--layers", "3,2;3,1,2;2,2"]) == 0
+    out = capsys.readouterr().out
+    r, j = rf.theoretical_rf([rf.Layer("a", 3, 2), rf.Layer("b", 3, 1, 2), rf.Layer("c", 2, 2)])
+    assert f"receptive field {r} x {r}, jump {j}; autograd {r} x {r} (agrees)" in out
+    assert cli.main(["concepts", "rf", "--layers", "3,x"]) == 2
+    assert cli.main(["concepts", "separable", "-C", "8", "-n", "16", "--bias"]) == 0
+    assert f"= {3 * 3 * 8 + 8 * 16 + 8 + 16:,}" in capsys.readouterr().out
