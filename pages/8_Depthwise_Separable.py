@@ -35,27 +35,23 @@ except RuntimeError as exc:  # e.g. out of memory for very large settings
 r = report
 ok_std = r.standard_params == r.standard_formula
 ok_sep = r.separable_params == r.separable_formula
-rows = [
-    {tr("labs.sep.col.layer"): tr("labs.sep.standard"), "module": f"Conv2d({c}, {n}, ({kh}, {kw}))",
-     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c}·{n}" + (f" + {n}" if bias else "") + f" = {r.standard_formula:,}",
-     tr("labs.sep.col.params"): f"{r.standard_params:,} {lab.check_mark(ok_std)}",
-     tr("labs.sep.col.macs"): f"{r.standard_macs:,} {lab.check_mark(r.standard_macs == r.standard_macs_formula)}"},
-    {tr("labs.sep.col.layer"): tr("labs.sep.depthwise"), "module": f"Conv2d({c}, {c}, ({kh}, {kw}), groups={c})",
-     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c}" + (f" + {c}" if bias else ""),
-     tr("labs.sep.col.params"): f"{r.depthwise_params:,}", tr("labs.sep.col.macs"): f"{r.depthwise_macs:,}"},
-    {tr("labs.sep.col.layer"): tr("labs.sep.pointwise"), "module": f"Conv2d({c}, {n}, 1)",
-     tr("labs.sep.col.formula"): f"{c}·{n}" + (f" + {n}" if bias else ""),
-     tr("labs.sep.col.params"): f"{r.pointwise_params:,}", tr("labs.sep.col.macs"): f"{r.pointwise_macs:,}"},
-    {tr("labs.sep.col.layer"): tr("labs.sep.separable"), "module": "depthwise → pointwise",
-     tr("labs.sep.col.formula"): f"{kh}·{kw}·{c} + {c}·{n}" + (f" + {c} + {n}" if bias else "")
-     + f" = {r.separable_formula:,}",
-     tr("labs.sep.col.params"): f"{r.separable_params:,} {lab.check_mark(ok_sep)}",
-     tr("labs.sep.col.macs"): f"{r.separable_macs:,} {lab.check_mark(r.separable_macs == r.separable_macs_formula)}"},
+COLUMNS = ("layer", "module", "formula", "params", "macs")
+extra_std, extra_sep = (f" + {n}", f" + {c} + {n}") if bias else ("", "")
+table = [
+    (tr("labs.sep.standard"), f"Conv2d({c}, {n}, ({kh}, {kw}))",
+     f"{kh}·{kw}·{c}·{n}{extra_std} = {r.standard_formula:,}",
+     f"{r.standard_params:,} {lab.check_mark(ok_std)}",
+     f"{r.standard_macs:,} {lab.check_mark(r.standard_macs == r.standard_macs_formula)}"),
+    (tr("labs.sep.depthwise"), f"Conv2d({c}, {c}, ({kh}, {kw}), groups={c})",
+     f"{kh}·{kw}·{c}" + (f" + {c}" if bias else ""), f"{r.depthwise_params:,}", f"{r.depthwise_macs:,}"),
+    (tr("labs.sep.pointwise"), f"Conv2d({c}, {n}, 1)",
+     f"{c}·{n}" + (f" + {n}" if bias else ""), f"{r.pointwise_params:,}", f"{r.pointwise_macs:,}"),
+    (tr("labs.sep.separable"), "depthwise → pointwise",
+     f"{kh}·{kw}·{c} + {c}·{n}{extra_sep} = {r.separable_formula:,}",
+     f"{r.separable_params:,} {lab.check_mark(ok_sep)}",
+     f"{r.separable_macs:,} {lab.check_mark(r.separable_macs == r.separable_macs_formula)}"),
 ]
-if measure:
-    times = [f"{r.standard_ms:.3f} ms", "", "", f"{r.separable_ms:.3f} ms"]
-    for row, text in zip(rows, times):
-        row[tr("labs.sep.col.time")] = text
+rows = [{tr(f"labs.sep.col.{name}"): value for name, value in zip(COLUMNS, values)} for values in table]
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 m1, m2, m3, m4 = st.columns(4)
