@@ -48,7 +48,7 @@ def valid_output_size(n: int, depth: int) -> int | None:
         return None
     for _ in range(depth):
         n = 2 * n - 4
-    return n
+    return n if n > 0 else None
 
 
 def nearest_valid_size(n: int, depth: int, padding: Padding) -> int:
