@@ -2,13 +2,12 @@
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
 
 from segdemo import inference, render, ui
-from segdemo.concepts import drawing
+from segdemo.concepts import drawing, figures
 from segdemo.concepts import interpolation as ip
 from segdemo.concepts import upsampling as up
 from segdemo.ui import lab_widgets as lab
@@ -59,43 +58,12 @@ with tab_1d:
     ok = abs(step.value - reference[dst]) < 1e-9
     st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.torch_equal", mode="linear",
                                              value=fmt(float(reference[dst])), setting=mode_label(align_1d)))
-    fig = go.Figure()
-    fig.add_scatter(x=np.arange(signal.size), y=signal, mode="markers+lines", name=tr("labs.bi.input_samples"),
-                    marker=dict(size=12))
-    xs = [ip.source_index(i, signal.size, out_len, align_1d).src for i in range(out_len)]
-    fig.add_scatter(x=xs, y=reference, mode="markers", name=tr("labs.bi.output_samples"),
-                    marker=dict(size=9, symbol="x"))
-    fig.add_scatter(x=[step.x.src], y=[step.value], mode="markers", name="P",
-                    marker=dict(size=16, symbol="circle-open", line=dict(width=3)))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis_title=tr("labs.bi.input_coordinate"))
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(figures.linear_figure(signal, out_len, align_1d, step, reference, {
+        "input": tr("labs.bi.input_samples"), "output": tr("labs.bi.output_samples"),
+        "axis": tr("labs.bi.input_coordinate")}), width="stretch")
 
 # ---------------------------------------------------------------- 2-D
 DEFAULT_GRID = np.array([[10, 20, 30, 40], [20, 60, 20, 10], [40, 10, 80, 30], [0, 30, 50, 90]], dtype=float)
-
-
-def grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str) -> go.Figure:
-    """The input values as a heat map, the corners named A, B, C, D and the point P."""
-    h, w = grid.shape
-    fig = go.Figure(go.Heatmap(z=grid, colorscale="Blues", showscale=False, text=grid,
-                               texttemplate="%{text:.3g}", hoverinfo="skip"))
-    corners = {"A": (step.y.i0, step.x.i0), "B": (step.y.i0, step.x.i1),
-               "C": (step.y.i1, step.x.i1), "D": (step.y.i1, step.x.i0)}
-    seen: dict[tuple[int, int], str] = {}
-    for name, yx in corners.items():
-        seen[yx] = seen.get(yx, "") + name
-    for (y, x), names in seen.items():
-        fig.add_annotation(x=x, y=y, text=f"<b>{names}</b>", showarrow=False, yshift=14, xshift=-14,
-                           font=dict(color="crimson", size=15))
-    fig.add_shape(type="rect", x0=step.x.i0, x1=step.x.i1, y0=step.y.i0, y1=step.y.i1,
-                  line=dict(color="crimson", width=2, dash="dot"))
-    fig.add_scatter(x=[step.x.src], y=[step.y.src], mode="markers+text", text=["P"], textposition="bottom right",
-                    marker=dict(color="orange", size=14, line=dict(color="black", width=1)), showlegend=False)
-    fig.update_yaxes(autorange="reversed", dtick=1, title="y")
-    fig.update_xaxes(dtick=1, title="x", side="top")
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), title=title)
-    return fig
 
 
 def formula_block(step: ip.BilinearStep) -> None:
@@ -137,7 +105,7 @@ with tab_2d:
         step = ip.bilinear_at_point(grid, py, px)
         reference = ip.torch_grid_sample_point(grid, py, px)
         left, right = st.columns([2, 3])
-        left.plotly_chart(grid_figure(grid, step, tr("labs.bi.point_title")), width="stretch")
+        left.plotly_chart(figures.bilinear_grid_figure(grid, step, tr("labs.bi.point_title")), width="stretch")
         with right:
             formula_block(step)
             ok = abs(step.value - reference) < 1e-9
@@ -153,7 +121,7 @@ with tab_2d:
             with col:
                 step = ip.bilinear_at(grid, (out_h, out_w), (oy, ox), align)
                 reference = ip.torch_bilinear(grid, (out_h, out_w), align)
-                st.plotly_chart(grid_figure(grid, step, mode_label(align)), width="stretch",
+                st.plotly_chart(figures.bilinear_grid_figure(grid, step, mode_label(align)), width="stretch",
                                 key=f"bi_fig_{align}")
                 st.caption(tr("labs.bi.source_coords", y=fmt(step.y.src), x=fmt(step.x.src),
                               y0=step.y.i0, x0=step.x.i0))
@@ -174,26 +142,8 @@ with tab_corners:
     n_out = c2.slider(tr("labs.bi.n_out"), 2, 16, 6, key="bi_n_out")
     cols = st.columns(2)
     for col, align in zip(cols, (False, True)):
-        ins, outs = ip.pixel_centres(n_in, n_out, align)
-        fig = go.Figure()
-        for i in range(n_in + 1):
-            fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=n_in, line=dict(color="#1f77b4", width=2))
-            fig.add_shape(type="line", x0=0, x1=n_in, y0=i, y1=i, line=dict(color="#1f77b4", width=2))
-        gx, gy = np.meshgrid(ins, ins)
-        fig.add_scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name=tr("labs.bi.input_centres"),
-                        marker=dict(size=14, color="#1f77b4"))
-        ox_, oy_ = np.meshgrid(outs, outs)
-        fig.add_scatter(x=ox_.ravel(), y=oy_.ravel(), mode="markers", name=tr("labs.bi.output_centres"),
-                        marker=dict(size=8, color="#ff7f0e", symbol="x"))
-        if not align:  # the output pixels' own squares tile the same extent
-            for e in np.linspace(0, n_in, n_out + 1):
-                fig.add_shape(type="line", x0=e, x1=e, y0=0, y1=n_in, line=dict(color="#ff7f0e", width=1, dash="dot"))
-                fig.add_shape(type="line", x0=0, x1=n_in, y0=e, y1=e, line=dict(color="#ff7f0e", width=1, dash="dot"))
-        pad = 0.6
-        fig.update_xaxes(range=[-pad, n_in + pad], constrain="domain", zeroline=False)
-        fig.update_yaxes(range=[n_in + pad, -pad], scaleanchor="x", zeroline=False)
-        fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), title=mode_label(align),
-                          legend=dict(orientation="h"))
+        fig = figures.pixel_grid_figure(n_in, n_out, align, mode_label(align), {
+            "input": tr("labs.bi.input_centres"), "output": tr("labs.bi.output_centres")})
         col.plotly_chart(fig, width="stretch", key=f"bi_corners_{align}")
         col.caption(tr("labs.bi.corners_true" if align else "labs.bi.corners_false"))
     table = pd.DataFrame({
@@ -277,11 +227,8 @@ with tab_checker:
     for col, (name, pattern) in zip(cols, patterns.items()):
         inner = up.interior(pattern, 3) if name != "resize_conv" else pattern
         uniform = up.is_uniform(inner)
-        fig = go.Figure(go.Heatmap(z=pattern, colorscale="Viridis", showscale=False, text=np.round(pattern, 2),
-                                   texttemplate="%{text}" if pattern.shape[0] <= 14 else None))
-        fig.update_yaxes(autorange="reversed", scaleanchor="x")
-        fig.update_layout(height=330, margin=dict(l=5, r=5, t=35, b=5), title=tr(f"labs.bi.pattern.{name}"))
-        col.plotly_chart(fig, width="stretch", key=f"bi_checker_{name}")
+        col.plotly_chart(figures.value_heatmap(pattern, tr(f"labs.bi.pattern.{name}"), annotate=pattern.shape[0] <= 14),
+                         width="stretch", key=f"bi_checker_{name}")
         col.markdown(f"{lab.check_mark(uniform)} " + tr("labs.bi.uniform" if uniform else "labs.bi.not_uniform",
                                                         lo=fmt(float(inner.min())), hi=fmt(float(inner.max()))))
     st.caption(tr("labs.bi.checker_note"))

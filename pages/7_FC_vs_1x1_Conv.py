@@ -2,15 +2,13 @@
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from segdemo import samples, ui
-from segdemo.concepts import drawing
-from segdemo.concepts import fc_conv
+from segdemo.concepts import drawing, fc_conv, figures
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -41,13 +39,6 @@ def pick_image() -> np.ndarray:
         return np.full((224, 224, 3), 128, dtype=np.uint8)
     name = st.selectbox(tr("labs.fc.sample"), list(gallery), key="fc_sample")
     return ui.load_sample(gallery[name].path).rgb
-
-
-def heat_figure(values: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=values, colorscale="Viridis", colorbar=dict(thickness=12)))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    fig.update_layout(height=320, margin=dict(l=5, r=5, t=35, b=5), title=title)
-    return fig
 
 
 tab_vgg, tab_resnet, tab_1x1 = st.tabs([tr("labs.fc.tab.vgg"), tr("labs.fc.tab.resnet"), tr("labs.fc.tab.1x1")])
@@ -86,7 +77,8 @@ with tab_vgg:
     h, w = big.conv_scores.shape[-2:]
     cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key="fc_vgg_class")
     left, right = st.columns(2)
-    left.plotly_chart(heat_figure(big.conv_scores[0, cls].numpy(), tr("labs.fc.map_title", h=h, w=w, cls=cls)),
+    left.plotly_chart(figures.value_heatmap(big.conv_scores[0, cls].numpy(), tr("labs.fc.map_title", h=h, w=w, cls=cls),
+                                            annotate=False, colorbar=True),
                       width="stretch")
     with right:
         st.markdown(tr("labs.fc.map_explain", size=size, feat=size // 8, k=k, h=h, w=w))
@@ -143,7 +135,8 @@ with tab_resnet:
     left.image(drawing.blend_heat(base, heat, alpha=0.7, gamma=1.0),
                caption=tr("labs.fc.heat_caption", h=smap.shape[1], w=smap.shape[2], cls=names[cls_r]),
                width="stretch")
-    right.plotly_chart(heat_figure(probs.numpy(), tr("labs.fc.prob_map", cls=names[cls_r])), width="stretch")
+    right.plotly_chart(figures.value_heatmap(probs.numpy(), tr("labs.fc.prob_map", cls=names[cls_r]),
+                                                             annotate=False, colorbar=True), width="stretch")
     st.caption(tr("labs.fc.resnet_note"))
 
 # ---------------------------------------------------------------- 1x1 conv

@@ -68,3 +68,20 @@ def test_lecture_example_by_hand() -> None:
     assert (step.A, step.B, step.C, step.D) == (10, 20, 40, 30)
     assert step.value == pytest.approx(22.5)
     assert float(torch.tensor(step.value)) == pytest.approx(ip.torch_grid_sample_point(grid, 0.5, 0.25))
+
+
+def test_figures_draw_the_computed_positions() -> None:
+    from segdemo.concepts import figures
+
+    grid = np.arange(16, dtype=float).reshape(4, 4)
+    step = ip.bilinear_at(grid, (7, 7), (3, 1), False)
+    fig = figures.bilinear_grid_figure(grid, step, "t")
+    assert {a.text for a in fig.layout.annotations} == {"<b>A</b>", "<b>B</b>", "<b>C</b>", "<b>D</b>"}
+    point = fig.data[-1]
+    assert (point.x[0], point.y[0]) == (step.x.src, step.y.src)
+    corner_step = ip.bilinear_at(grid, (7, 7), (6, 6), False)  # clamped: all four corners coincide
+    corner = figures.bilinear_grid_figure(grid, corner_step, "t")
+    assert [a.text for a in corner.layout.annotations] == ["<b>ABCD</b>"]
+    pix = figures.pixel_grid_figure(3, 6, True, "t", {"input": "i", "output": "o"})
+    _, outs = ip.pixel_centres(3, 6, True)
+    assert sorted(set(pix.data[1].x)) == pytest.approx(sorted(outs))
