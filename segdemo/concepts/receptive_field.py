@@ -30,7 +30,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -520,28 +519,6 @@ def aspp_taps(yx: tuple[int, int], image_hw: tuple[int, int], output_stride: int
                 taps.append(Tap(int(rate), (ty + 0.5) * output_stride - 0.5,
                                 (tx + 0.5) * output_stride - 0.5, inside))
     return taps
-
-
-def preprocess_for_lab(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                       grayscale: bool = False, short_side: int | None = None) -> torch.Tensor:
-    """HxWx3 uint8 -> normalised 1x3xHxW (or 1x1) float tensor, optionally resized.
-
-    The labs run gradients through the model, so they work at a small size.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255.0)
-    if grayscale:
-        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
-    x = x.unsqueeze(0)
-    if short_side is not None:
-        h, w = x.shape[-2:]
-        scale = short_side / min(h, w)
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-    m = torch.tensor(list(mean), dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), dtype=x.dtype).view(1, -1, 1, 1)
-    if grayscale and m.shape[1] != 1:
-        m, s = m.mean(1, keepdim=True), s.mean(1, keepdim=True)
-    return (x - m) / s
 
 
 # ------------------------------------------------------------------ the layer editor

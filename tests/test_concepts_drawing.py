@@ -1,0 +1,46 @@
+"""Lab pictures: what is drawn is where the computation put it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segdemo.concepts import drawing
+from segdemo.concepts import receptive_field as rf
+
+
+def test_rf_grid_image_marks_reached_pixels_and_holes() -> None:
+    exact = rf.exact_rf(rf.PRESETS["gridding_2_2_2"])
+    size = exact.gradient.shape[0]
+    picture = drawing.rf_grid_image(exact.gradient, exact.margin, target=size)  # one pixel per cell
+    assert picture.shape == (size, size, 3)
+    reached = np.all(picture == drawing.REACHED_RGB, axis=-1)
+    holes = np.all(picture == drawing.HOLE_RGB, axis=-1)
+    assert np.array_equal(reached, exact.mask)
+    assert holes.sum() == exact.holes
+    assert np.all(picture[0] == drawing.OUTSIDE_RGB)  # the margin row
+
+
+def test_taps_drawn_at_their_positions_hollow_on_padding() -> None:
+    rgb = np.zeros((200, 200, 3), dtype=np.uint8)
+    taps = rf.aspp_taps((100, 20), (200, 200), 8, (6,))
+    out = drawing.draw_taps(rgb, taps, (100, 20), 8)
+    for t in taps:
+        y, x = int(round(t.y)), int(round(t.x))
+        if not (0 <= y < 200 and 0 <= x < 200):
+            continue
+        centre = out[y, x]
+        if t.inside:
+            assert tuple(centre) == drawing.RATE_COLORS[0]
+        else:
+            assert tuple(centre) == (0, 0, 0)  # hollow circle: centre untouched
+
+
+def test_shade_and_blend_keep_shape_and_range() -> None:
+    rgb = np.full((10, 12, 3), 200, dtype=np.uint8)
+    inside = np.zeros((10, 12), dtype=bool)
+    inside[2:5, 3:7] = True
+    shaded = drawing.shade_outside(rgb, inside)
+    assert shaded[3, 4, 0] == 200 and shaded[0, 0, 0] == 70
+    heat = drawing.blend_heat(rgb, np.linspace(0, 1, 120).reshape(10, 12))
+    assert heat.shape == rgb.shape and heat.dtype == np.uint8
+    assert np.array_equal(heat[0, 0], rgb[0, 0])  # zero gradient leaves the photo untouched
