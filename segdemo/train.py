@@ -40,6 +40,7 @@ from segdemo.labels import CAMVID, ISBI, LabelSet
 from segdemo.metrics import boundary_f1_per_class, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
 from segdemo.models import BUILDERS
 from segdemo.registry import IMAGENET_MEAN, IMAGENET_STD
+from segdemo.unet_tools import elastic_deform
 
 RUNS_DIR = config.REPO_DIR / "runs"
 
@@ -71,11 +72,11 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "fcn32s": Recipe("fcn32s", {"num_classes": 11, "width": "slim", "batch_norm": True}, "camvid",
+    "fcn32s": Recipe("fcn32s", {"num_classes": 11, "width": "slim", "batch_norm": True, "dropout": 0.1}, "camvid",
                      "FCN-32s", "VGG16 slim · CamVid", 32),
-    "fcn16s": Recipe("fcn16s", {"num_classes": 11, "width": "slim", "batch_norm": True}, "camvid",
+    "fcn16s": Recipe("fcn16s", {"num_classes": 11, "width": "slim", "batch_norm": True, "dropout": 0.1}, "camvid",
                      "FCN-16s", "VGG16 slim · CamVid", 16),
-    "fcn8s": Recipe("fcn8s", {"num_classes": 11, "width": "slim", "batch_norm": True}, "camvid",
+    "fcn8s": Recipe("fcn8s", {"num_classes": 11, "width": "slim", "batch_norm": True, "dropout": 0.1}, "camvid",
                     "FCN-8s", "VGG16 slim · CamVid", 8),
     "deeplab_slim": Recipe("deeplab_slim", {"num_classes": 11, "width": "slim", "aspp_channels": 128,
                                             "rates": [3, 6, 9]}, "camvid",
@@ -174,28 +175,6 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 
 # ------------------------------------------------------------------ augmentation
-
-
-def elastic_deform(images: torch.Tensor, labels: torch.Tensor, alpha: float, sigma: float,
-                   grid: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random elastic deformation as in the U-Net paper (smooth random displacements).
-
-    A ``grid`` x ``grid`` lattice of random displacement vectors (std ``sigma``
-    pixels) is interpolated bicubically to a dense field; images are resampled
-    bilinearly, labels by nearest neighbour. ``alpha`` scales the field.
-    """
-    n, _, h, w = images.shape
-    coarse = torch.randn(n, 2, grid, grid, generator=generator) * sigma * alpha
-    flow = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).to(images.device)
-    ys, xs = torch.meshgrid(torch.arange(h, device=images.device), torch.arange(w, device=images.device),
-                            indexing="ij")
-    px = xs[None].float() + flow[:, 0]
-    py = ys[None].float() + flow[:, 1]
-    sample = torch.stack([2 * px / (w - 1) - 1, 2 * py / (h - 1) - 1], dim=-1)
-    warped = F.grid_sample(images.float(), sample, mode="bilinear", padding_mode="reflection", align_corners=True)
-    warped_labels = F.grid_sample(labels[:, None].float(), sample, mode="nearest", padding_mode="reflection",
-                                  align_corners=True)[:, 0]
-    return warped, warped_labels.round().to(labels.dtype)
 
 
 def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,

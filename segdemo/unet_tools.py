@@ -1,0 +1,198 @@
+"""Logic of the U-Net page: overlap-tile drawing, elastic deformation, level shapes.
+
+No Streamlit here; the page only lays these results out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segdemo.models.unet import (
+    LevelShape,
+    Tile,
+    UNet,
+    UNetSizeError,
+    level_shapes,
+    mirror_pad,
+    tile_input_size,
+    tile_margin,
+    tile_plan,
+    valid_output_size,
+)
+
+TILE_COLORS = ((255, 80, 80), (80, 200, 80), (80, 140, 255), (255, 200, 40), (200, 80, 255), (40, 220, 220))
+
+
+# ------------------------------------------------------------------ elastic deformation
+
+
+def elastic_displacement(height: int, width: int, sigma: float, grid: int, generator: torch.Generator,
+                         n: int = 1, alpha: float = 1.0) -> torch.Tensor:
+    """Dense displacement fields ``[n, 2, H, W]`` (x then y, in pixels).
+
+    As in the U-Net paper: random vectors on a coarse ``grid`` x ``grid`` lattice,
+    drawn from a Gaussian with ``sigma`` pixels standard deviation, interpolated
+    bicubically to every pixel. ``alpha`` scales the whole field.
+    """
+    coarse = torch.randn(n, 2, grid, grid, generator=generator) * sigma * alpha
+    return F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
+
+
+def warp(images: torch.Tensor, labels: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample images (bilinear) and labels (nearest) at ``p + flow(p)``, mirrored at borders."""
+    n, _, h, w = images.shape
+    flow = flow.to(images.device)
+    ys, xs = torch.meshgrid(torch.arange(h, device=images.device), torch.arange(w, device=images.device),
+                            indexing="ij")
+    px = xs[None].float() + flow[:, 0]
+    py = ys[None].float() + flow[:, 1]
+    grid = torch.stack([2 * px / max(w - 1, 1) - 1, 2 * py / max(h - 1, 1) - 1], dim=-1)
+    warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    warped_labels = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="reflection",
+                                  align_corners=True)[:, 0]
+    return warped, warped_labels.round().to(labels.dtype)
+
+
+def elastic_deform(images: torch.Tensor, labels: torch.Tensor, alpha: float, sigma: float,
+                   grid: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random elastic deformation of images ``[N, C, H, W]`` and their labels ``[N, H, W]``
+    with one shared field per sample (the augmentation segdemo's U-Net trains with)."""
+    n, _, h, w = images.shape
+    flow = elastic_displacement(h, w, sigma, grid, generator, n=n, alpha=alpha)
+    return warp(images, labels, flow)
+
+
+def displacement_arrows(flow: torch.Tensor, step: int) -> list[tuple[float, float, float, float]]:
+    """(x, y, dx, dy) of the field sampled every ``step`` pixels, to draw as arrows."""
+    _, h, w = flow.shape
+    return [(float(x), float(y), float(flow[0, y, x]), float(flow[1, y, x]))
+            for y in range(step // 2, h, step) for x in range(step // 2, w, step)]
+
+
+# ------------------------------------------------------------------ level shapes
+
+
+@dataclass(frozen=True)
+class ShapeReport:
+    """Shapes of every stage for a requested input size, or why the size does not fit."""
+
+    height: int
+    width: int
+    shapes: list[LevelShape]
+    error: str | None = None
+    suggestion: tuple[int, int] | None = None
+
+
+def shape_report(net: UNet, height: int, width: int) -> ShapeReport:
+    """Run the (shape-only) network for ``height`` x ``width``; on a bad size, the fix."""
+    try:
+        return ShapeReport(height, width, level_shapes(net, height, width))
+    except UNetSizeError as exc:
+        return ShapeReport(height, width, [], str(exc), exc.suggestion)
+
+
+def shape_rows(shapes: list[LevelShape]) -> list[dict[str, object]]:
+    """Table rows: stage, level, channels, height, width, and the tensor shape text."""
+    return [{"stage": s.name, "level": s.level, "C": s.channels, "H": s.height, "W": s.width,
+             "shape": f"[1, {s.channels}, {s.height}, {s.width}]"} for s in shapes]
+
+
+# ------------------------------------------------------------------ overlap-tile
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Everything needed to draw the overlap-tile strategy on one slice."""
+
+    padded: np.ndarray  # the mirrored image (H + 2m + extra, W + 2m + extra)
+    margin: int
+    in_tile: int
+    out_tile: int
+    tiles: list[Tile]
+    height: int
+    width: int
+
+
+def tile_layout(image: np.ndarray, net: UNet, out_tile: int) -> TileLayout:
+    """Mirror-pad ``image`` (H x W) for overlap-tile segmentation with ``out_tile`` outputs."""
+    h, w = image.shape[:2]
+    margin = tile_margin(net)
+    in_tile = tile_input_size(net, out_tile)
+    rows, cols = -(-h // out_tile), -(-w // out_tile)
+    x = torch.from_numpy(np.ascontiguousarray(image)).float()[None, None]
+    padded = mirror_pad(x, margin, margin + rows * out_tile - h, margin, margin + cols * out_tile - w)
+    return TileLayout(padded[0, 0].numpy().astype(image.dtype), margin, in_tile, out_tile,
+                      tile_plan(h, w, out_tile, margin), h, w)
+
+
+def valid_out_tiles(net: UNet, lo: int = 32, hi: int = 512) -> list[int]:
+    """Output tile sizes the net supports in the range (every valid one for the unpadded net)."""
+    if net.padding == "same":
+        m = 2**net.depth
+        return [s for s in range(lo, hi + 1) if (s + 2 * tile_margin(net)) % m == 0]
+    sizes = sorted({valid_output_size(n, net.depth) for n in range(lo, hi + 2 * tile_margin(net) + 1)} - {None})
+    return [s for s in sizes if lo <= s <= hi]  # type: ignore[operator]
+
+
+def draw_tiles(layout: TileLayout, highlight: int | None = None) -> np.ndarray:
+    """The mirrored image in grey with the real image framed, each tile's output square
+    filled lightly and the input window of tile ``highlight`` outlined."""
+    g = layout.padded.astype(np.float64)
+    rgb = np.repeat(((g - g.min()) / max(g.max() - g.min(), 1e-9) * 255)[..., None], 3, axis=2)
+    mirrored = np.ones(g.shape, bool)
+    m = layout.margin
+    mirrored[m : m + layout.height, m : m + layout.width] = False
+    rgb[mirrored] *= 0.55  # the mirrored border is darker
+    out = rgb.copy()
+    t = max(1, round(max(g.shape) / 300))
+    for i, tile in enumerate(layout.tiles):
+        color = np.array(TILE_COLORS[i % len(TILE_COLORS)], np.float64)
+        y0, x0 = tile.out_top + m, tile.out_left + m
+        y1, x1 = y0 + tile.out_size, x0 + tile.out_size
+        out[y0:y1, x0:x1] = 0.78 * out[y0:y1, x0:x1] + 0.22 * color
+        _frame(out, y0, x0, y1, x1, color, t)
+    if highlight is not None and 0 <= highlight < len(layout.tiles):
+        tile = layout.tiles[highlight]
+        color = np.array(TILE_COLORS[highlight % len(TILE_COLORS)], np.float64)
+        _frame(out, tile.in_top, tile.in_left, tile.in_top + tile.in_size, tile.in_left + tile.in_size, color, 2 * t)
+    _frame(out, m, m, m + layout.height, m + layout.width, np.array((255.0, 255.0, 255.0)), t)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _frame(img: np.ndarray, y0: int, x0: int, y1: int, x1: int, color: np.ndarray, t: int) -> None:
+    h, w = img.shape[:2]
+    y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
+    img[y0 : y0 + t, x0:x1] = color
+    img[max(y1 - t, 0) : y1, x0:x1] = color
+    img[y0:y1, x0 : x0 + t] = color
+    img[y0:y1, max(x1 - t, 0) : x1] = color
+
+
+# ------------------------------------------------------------------ project-made EM-like slice
+
+
+def synthetic_membranes(size: int = 256, cells: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An EM-like slice drawn by segdemo (Voronoi cells, dark membranes, noise) and its labels.
+
+    Labels follow ISBI: 0 = membrane, 1 = cell interior. For an offline demo only.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, size, (cells, 2))
+    yy, xx = np.mgrid[0:size, 0:size]
+    d = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
+    owner = d.argmin(-1)
+    edge = np.zeros((size, size), bool)
+    edge[:, 1:] |= owner[:, 1:] != owner[:, :-1]
+    edge[1:, :] |= owner[1:, :] != owner[:-1, :]
+    membrane = ndimage.binary_dilation(edge, iterations=2)
+    labels = (~membrane).astype(np.uint8)
+    shade = rng.uniform(150, 210, cells)[owner]
+    img = np.where(membrane, 50.0, shade)
+    img = ndimage.gaussian_filter(img, 1.2) + rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), labels
