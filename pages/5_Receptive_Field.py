@@ -191,7 +191,7 @@ def real_image_section(images: list, entry) -> None:
         rates = rf.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
         st.caption(tr("labs.rf.aspp_default", rates=", ".join(map(str, rates)), os=output_stride))
     taps = rf.aspp_taps(yx, (h, w), output_stride, rates)
-    tapped = drawing.draw_taps(drawing.scale_nearest(small, display_scale),
+    tapped, _ = drawing.draw_taps(drawing.scale_nearest(small, display_scale),
                                [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5,
                                        (t.x + 0.5) * display_scale - 0.5, t.inside) for t in taps],
                                (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)

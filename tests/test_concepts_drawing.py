@@ -23,16 +23,18 @@ def test_rf_grid_image_marks_reached_pixels_and_holes() -> None:
 def test_taps_drawn_at_their_positions_hollow_on_padding() -> None:
     rgb = np.zeros((200, 200, 3), dtype=np.uint8)
     taps = rf.aspp_taps((100, 20), (200, 200), 8, (6,))
-    out = drawing.draw_taps(rgb, taps, (100, 20), 8)
+    out, (top, left) = drawing.draw_taps(rgb, taps, (100, 20), 8)
+    assert left > 0 and top == 0  # the taps left of the image get a margin
+    assert np.array_equal(out[top:top + 200, left:left + 200][150:, 150:], rgb[150:, 150:])
+    outside = [t for t in taps if not t.inside]
+    assert outside
     for t in taps:
-        y, x = int(round(t.y)), int(round(t.x))
-        if not (0 <= y < 200 and 0 <= x < 200):
-            continue
-        centre = out[y, x]
+        y, x = int(round(t.y)) + top, int(round(t.x)) + left
+        centre = tuple(out[y, x])
         if t.inside:
-            assert tuple(centre) == drawing.RATE_COLORS[0]
-        else:
-            assert tuple(centre) == (0, 0, 0)  # hollow circle: centre untouched
+            assert centre == drawing.RATE_COLORS[0]
+        else:  # hollow circle on the grey margin: centre untouched
+            assert centre in ((0, 0, 0), (96, 96, 96))
 
 
 def test_shade_and_blend_keep_shape_and_range() -> None:

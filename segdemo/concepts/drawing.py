@@ -85,26 +85,43 @@ def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, y
     return np.asarray(img)
 
 
-def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int) -> np.ndarray:
+def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int,
+              margin_color: tuple[int, int, int] = (96, 96, 96)) -> tuple[np.ndarray, tuple[int, int]]:
     """ASPP sampling positions: a filled dot per tap (hollow on padding), one colour per rate.
 
+    Taps outside the feature map are still drawn: the image is placed on a grey
+    canvas large enough to hold them (at most one image size on each side).
     The feature pixel of the click is outlined (output_stride x output_stride).
+    Returns the picture and the (top, left) offset of the image in it.
     """
-    img = Image.fromarray(rgb)
+    h, w = rgb.shape[:2]
+    size = max(3, round(max(h, w) / 90))
+    ys = [t.y for t in taps] or [0.0]
+    xs = [t.x for t in taps] or [0.0]
+    # Just enough margin for every dot (radius ``size``), never more than the image size.
+    top = int(min(h, max(0.0, size + 1 - min(ys))))
+    left = int(min(w, max(0.0, size + 1 - min(xs))))
+    bottom = int(min(h, max(0.0, max(ys) + size + 2 - h)))
+    right = int(min(w, max(0.0, max(xs) + size + 2 - w)))
+    canvas = np.empty((h + top + bottom, w + left + right, 3), dtype=np.uint8)
+    canvas[:] = margin_color
+    canvas[top:top + h, left:left + w] = rgb
+    img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
-    size = max(3, round(max(rgb.shape[:2]) / 90))
     rates = sorted({t.rate for t in taps})
     for t in taps:
         color = RATE_COLORS[rates.index(t.rate) % len(RATE_COLORS)]
-        bbox = [t.x - size, t.y - size, t.x + size, t.y + size]
+        cx, cy = t.x + left, t.y + top
+        bbox = [cx - size, cy - size, cx + size, cy + size]
         if t.inside:
             draw.ellipse(bbox, fill=color, outline=(0, 0, 0))
         else:
             draw.ellipse(bbox, outline=color, width=2)
     y, x = yx
-    fy, fx = (y // output_stride) * output_stride, (x // output_stride) * output_stride
+    fy = (y // output_stride) * output_stride + top
+    fx = (x // output_stride) * output_stride + left
     draw.rectangle([fx, fy, fx + output_stride - 1, fy + output_stride - 1], outline=(255, 255, 255), width=2)
-    return np.asarray(img)
+    return np.asarray(img), (top, left)
 
 
 def rate_color_hex(index: int) -> str:
