@@ -95,7 +95,7 @@ def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_
     Returns the picture and the (top, left) offset of the image in it.
     """
     h, w = rgb.shape[:2]
-    size = max(3, round(max(h, w) / 90))
+    size = max(4, round(max(h, w) / 45))  # dots stay visible when the wide canvas is scaled down
     ys = [t.y for t in taps] or [0.0]
     xs = [t.x for t in taps] or [0.0]
     # Just enough margin for every dot (radius ``size``), never more than the image size.
@@ -116,7 +116,7 @@ def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_
         if t.inside:
             draw.ellipse(bbox, fill=color, outline=(0, 0, 0))
         else:
-            draw.ellipse(bbox, outline=color, width=2)
+            draw.ellipse(bbox, outline=color, width=max(2, size // 3))
     y, x = yx
     fy = (y // output_stride) * output_stride + top
     fx = (x // output_stride) * output_stride + left
