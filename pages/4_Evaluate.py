@@ -20,7 +20,8 @@ MODES = ("single", "annotators", "batch")
 st.session_state.setdefault("eval_mode", "single")
 settings = ui.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
                          show_overlay=False)
-mode = st.radio(tr("eval.mode"), MODES, key="eval_mode", horizontal=True, format_func=ui.options_formatter("eval.mode."))
+mode = ew.stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
+                       format_func=ui.options_formatter("eval.mode."))
 st.caption(tr(f"eval.mode.{mode}.help"))
 entry = settings.entry
 

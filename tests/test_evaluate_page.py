@@ -86,7 +86,7 @@ def test_two_annotators_numbers_match_reference(data_dir):
     assert _metric(at, "Pixel accuracy") == f"{np.trace(cm) / cm.sum():.1%}"
     # The formula is filled with the selected class's own counts (person, the largest object).
     person = VOC.classes.index("person")
-    assert at.selectbox(key="eval_one_class").value == person
+    assert at.selectbox(key="eval_one_class@en").value == person
     latex = at.get("latex")[0].value.replace("{,}", "")
     tp, fp, fn = (int(x) for x in re.search(r"\\frac\{(\d+)\}\{(\d+) \+ (\d+) \+ (\d+)\}", latex).groups()[1:])
     assert (tp, fp, fn) == (cm[person, person], cm[:, person].sum() - tp, cm[person].sum() - tp)
@@ -95,11 +95,11 @@ def test_two_annotators_numbers_match_reference(data_dir):
     heat = _heatmap(at)
     used = [i for i in range(21) if cm[i].sum() or cm[:, i].sum()]
     np.testing.assert_array_equal(_z(heat), cm[np.ix_(used, used)])
-    at.radio(key="eval_one_norm").set_value("row").run()
+    at.radio(key="eval_one_norm@en").set_value("row").run()
     rows = _z(_heatmap(at))
     np.testing.assert_allclose(rows.sum(1), 1.0)
     # Absent classes scored 0 and averaged over all 21 classes.
-    at.radio(key="eval_absent").set_value("zero").run()
+    at.radio(key="eval_absent@en").set_value("zero").run()
     assert _metric(at, "mIoU") == f"{np.nan_to_num(iou).mean():.1%}"
     assert not at.exception
 
@@ -144,7 +144,7 @@ def test_uploads_bad_masks_and_size_mismatch(data_dir, clear_streamlit_caches):
 def test_label_sets_that_do_not_match_are_explained(data_dir):
     _voc(data_dir)
     at = _page(inference_size=320).run()
-    at.selectbox(key="eval_gt_labels").set_value("isbi").run()
+    at.selectbox(key="eval_gt_labels@en").set_value("isbi").run()
     assert not at.exception
     assert at.number_input(key="eval_ignore").value == -1  # ISBI has no ignore label
     assert any("no mapping between them is known" in w.value for w in at.warning)
@@ -158,7 +158,7 @@ def test_camvid_truth_with_voc_model_uses_the_preset(data_dir):
     at.selectbox(key="eval_example").set_value(next(o for o in at.selectbox(key="eval_example").options
                                                      if o.startswith("CamVid"))).run()
     assert not at.exception
-    assert at.selectbox(key="eval_gt_labels").value == "camvid"
+    assert at.selectbox(key="eval_gt_labels@en").value == "camvid"
     assert at.number_input(key="eval_ignore").value == 11
     assert any("Preset mapping" in i.value for i in at.info)
     assert any(w for w in at.caption if "cannot predict these truth classes" in w.value)
@@ -215,9 +215,23 @@ def test_label_set_value_from_the_other_language_is_mapped_back(data_dir):
     at = _page("en", eval_mode="annotators", eval_ann_example="VOC 2011_000003",
                eval_gt_labels=i18n.t("labelset.voc", "ko")).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="eval_gt_labels").value == "voc"
+    assert at.selectbox(key="eval_gt_labels@en").value == "voc"
     from segdemo.ui.eval_widgets import _label_set_key
 
     for lang in i18n.LANGUAGES:
         assert _label_set_key(i18n.t("labelset.camvid", lang)) == "camvid"
     assert _label_set_key("isbi") == "isbi"
+
+
+def test_choices_survive_a_language_switch(data_dir):
+    _voc(data_dir)
+    at = _page("en", eval_mode="annotators").run()
+    at.radio(key="eval_absent@en").set_value("minus_one").run()
+    at.radio(key="eval_one_norm@en").set_value("col").run()
+    at.session_state["lang"] = "ko"
+    at.run()
+    assert not at.exception
+    assert at.radio(key="eval_mode@ko").value == "annotators"
+    assert at.radio(key="eval_absent@ko").value == "minus_one"
+    assert at.radio(key="eval_one_norm@ko").value == "col"
+    assert at.metric[0].label == "mIoU" and "평균" in at.metric[2].label

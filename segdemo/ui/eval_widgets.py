@@ -8,6 +8,7 @@ The pure builders (:func:`scores_frame`, :func:`confusion_figure`,
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,38 @@ def show_notices(notices: list[Notice]) -> None:
 # ---------------------------------------------------------------- settings
 
 
+def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
+                  format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
+    """A radio or selectbox whose choice survives a change of language.
+
+    Streamlit (1.67) sends back the *displayed* text of the chosen option; after
+    a language switch that text is in no option any more and the choice is lost
+    (the browser even shows nothing selected). So the widget's key carries the
+    language (one widget per language) and the choice itself is kept under
+    ``key``; a widget met for the first time in a language is seeded from it.
+    Change a choice from code with :func:`set_choice`.
+    """
+    options = list(options)
+    widget_key = f"{key}@{_lang()}"
+    seeded: dict[str, str] = st.session_state.setdefault("_eval_choice_lang", {})
+    if seeded.get(key) == _lang() and st.session_state.get(widget_key) in options:
+        st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
+    else:
+        value = st.session_state.get(key)
+        st.session_state[widget_key] = value if value in options else options[0]
+        seeded[key] = _lang()
+    chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
+    st.session_state[key] = chosen
+    return chosen
+
+
+def set_choice(key: str, value: Any) -> None:
+    """Set a :func:`stable_choice` from code (in a callback or before the widget exists)."""
+    st.session_state[key] = value
+    if st.session_state.get("_eval_choice_lang", {}).get(key) == _lang():
+        st.session_state[f"{key}@{_lang()}"] = value
+
+
 def _label_set_key(value: object, default: str = "voc") -> str:
     """The label-set key a selectbox value stands for.
 
@@ -75,7 +108,7 @@ def _reset_ignore() -> None:
 
 def set_truth_labels(key: str) -> None:
     """Make ``key`` the truth's label set (with its own ignore label)."""
-    st.session_state["eval_gt_labels"] = key
+    set_choice("eval_gt_labels", key)
     _reset_ignore()
 
 
@@ -87,11 +120,11 @@ def source_and_example(key: str, names: list[str], label_set_keys: list[str]) ->
     """
     sources = ("upload", "example") if names else ("upload",)
     st.session_state.setdefault(f"{key}_source", sources[-1])
-    source = st.radio(tr("eval.source"), sources, key=f"{key}_source", horizontal=True,
-                      format_func=options_formatter("eval.source."))
+    source = stable_choice(st.radio, tr("eval.source"), sources, f"{key}_source", horizontal=True,
+                           format_func=options_formatter("eval.source."))
     if source != "example":
         return None
-    example_key = f"{key}_example"
+    example_key = f"{key}_example"  # example names are not translated: a plain widget key is safe
     if st.session_state.get(example_key) not in names:
         st.session_state[example_key] = names[0]
         set_truth_labels(label_set_keys[0])
@@ -103,10 +136,15 @@ def source_and_example(key: str, names: list[str], label_set_keys: list[str]) ->
 def truth_label_set_select(default_key: str) -> LabelSet:
     """The label set the ground truth is drawn in (default: the model's)."""
     st.session_state["eval_gt_labels"] = _label_set_key(st.session_state.get("eval_gt_labels", default_key), default_key)
-    key = st.selectbox(tr("eval.gt_labels"), list(LABEL_SETS), key="eval_gt_labels",
-                       format_func=options_formatter("labelset."), on_change=_reset_ignore,
-                       help=tr("eval.gt_labels_help"))
-    return LABEL_SETS[key]
+    widget_key = f"eval_gt_labels@{_lang()}"
+
+    def changed() -> None:
+        st.session_state["eval_gt_labels"] = _label_set_key(st.session_state[widget_key])
+        _reset_ignore()
+
+    key = stable_choice(st.selectbox, tr("eval.gt_labels"), list(LABEL_SETS), "eval_gt_labels",
+                        format_func=options_formatter("labelset."), on_change=changed, help=tr("eval.gt_labels_help"))
+    return LABEL_SETS[_label_set_key(key)]
 
 
 def policy_controls(gt_set: LabelSet) -> tuple[Policy, int | None]:
@@ -118,9 +156,8 @@ def policy_controls(gt_set: LabelSet) -> tuple[Policy, int | None]:
         ignore = st.number_input(tr("eval.ignore"), min_value=-1, max_value=65535, step=1, key="eval_ignore",
                                  help=tr("eval.ignore_help"))
     with cols[1]:
-        st.session_state.setdefault("eval_absent", "nan")
-        absent = st.radio(tr("eval.absent"), ABSENT_POLICIES, key="eval_absent",
-                          format_func=options_formatter("eval.absent."), help=tr("eval.absent_help"))
+        absent = stable_choice(st.radio, tr("eval.absent"), ABSENT_POLICIES, "eval_absent",
+                               format_func=options_formatter("eval.absent."), help=tr("eval.absent_help"))
     with cols[2]:
         st.session_state.setdefault("eval_background", True)
         has_bg = gt_set.background_index is not None
@@ -147,17 +184,21 @@ def mapping_controls(gt_set: LabelSet, pred_set: LabelSet) -> LabelMapping | Non
         start = preset
     gt_names = class_names(gt_set, lang)
     other = tr("eval.other")
+    # The mapping itself is kept language-free (ids); the editor is per language.
+    state_key = f"eval_mapping_{gt_set.key}_{pred_set.key}"
+    current = st.session_state.get(state_key, start.pred_to_gt)
     frame = pd.DataFrame({
         tr("eval.map.model_class"): class_names(pred_set, lang),
-        tr("eval.map.truth_class"): [other if g == OTHER else gt_names[g] for g in start.pred_to_gt],
+        tr("eval.map.truth_class"): [other if g == OTHER else gt_names[g] for g in current],
     })
     with st.expander(tr("eval.map.edit"), expanded=preset is None):
         edited = st.data_editor(
-            frame, hide_index=True, key=f"eval_map_{gt_set.key}_{pred_set.key}", disabled=[tr("eval.map.model_class")],
+            frame, hide_index=True, key=f"{state_key}@{lang}", disabled=[tr("eval.map.model_class")],
             column_config={tr("eval.map.truth_class"): st.column_config.SelectboxColumn(
                 options=gt_names + [other], required=True)})
     targets = [gt_set.classes[gt_names.index(v)] if v in gt_names else "" for v in edited[tr("eval.map.truth_class")]]
     mapping = mapping_from_names(gt_set, pred_set, targets)
+    st.session_state[state_key] = mapping.pred_to_gt
     if not mapping.reachable().any():
         st.error(tr("eval.map.nothing", truth=truth, model=model))
         return None
@@ -269,21 +310,20 @@ def class_choice(scores: Scores, label_set: LabelSet, key: str, selected: int | 
     last = f"{key}_last_table_pick"
     if selected is not None and st.session_state.get(last) != selected:
         st.session_state[last] = selected
-        st.session_state[key] = selected
+        set_choice(key, selected)
     if st.session_state.get(key) not in present:
         # Start on the largest evaluated foreground class of the truth.
         by_iou = sorted(present, key=lambda i: (not scores.evaluated[i], label_set.background_index == i,
                                                 -(scores.tp[i] + scores.fn[i])))
-        st.session_state[key] = by_iou[0]
-    return st.selectbox(tr("eval.class"), present, key=key, format_func=lambda i: names[i])
+        set_choice(key, by_iou[0])
+    return stable_choice(st.selectbox, tr("eval.class"), present, key, format_func=lambda i: names[i])
 
 
 def confusion_view(scores: Scores, label_set: LabelSet, key: str, other: bool) -> None:
     """Heatmap with counts / row- / column-normalised switch."""
     lang = _lang()
-    st.session_state.setdefault(f"{key}_norm", "count")
-    mode = st.radio(tr("eval.cm.mode"), ("count", "row", "col"), key=f"{key}_norm", horizontal=True,
-                    format_func=options_formatter("eval.cm.mode."))
+    mode = stable_choice(st.radio, tr("eval.cm.mode"), ("count", "row", "col"), f"{key}_norm", horizontal=True,
+                         format_func=options_formatter("eval.cm.mode."))
     names = class_names(label_set, lang, other)
     cm = scores.cm
     used = [i for i in range(cm.shape[0]) if cm[i].sum() or cm[:, i].sum()]
@@ -296,9 +336,8 @@ def error_view(result: PairResult, image: np.ndarray | None, label_set: LabelSet
     """TP/FP/FN over the image for one class, or right/wrong for all; ignored pixels hatched."""
     lang = _lang()
     names = class_names(label_set, lang)
-    st.session_state.setdefault(f"{key}_scope", "one")
-    scope = st.radio(tr("eval.err_map.scope"), ("one", "all"), key=f"{key}_scope", horizontal=True,
-                     format_func=lambda s: i18n.t(f"eval.err_map.scope.{s}", lang, name=names[class_id]))
+    scope = stable_choice(st.radio, tr("eval.err_map.scope"), ("one", "all"), f"{key}_scope", horizontal=True,
+                          format_func=lambda s: i18n.t(f"eval.err_map.scope.{s}", lang, name=names[class_id]))
     base = image if image is not None else colorize_labels(result.truth, label_set)
     if scope == "one":
         emap = error_map(base, result.pred, result.truth, result.valid, class_id)
