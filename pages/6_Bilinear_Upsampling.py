@@ -14,6 +14,7 @@ from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
 settings = ui.setup_page("page.bilinear", show_overlay=False)
+MAX_LAB_SIDE = 640
 tab_1d, tab_2d, tab_corners, tab_model, tab_checker = st.tabs([
     tr("labs.bi.tab.1d"), tr("labs.bi.tab.2d"), tr("labs.bi.tab.corners"), tr("labs.bi.tab.model"),
     tr("labs.bi.tab.checker")])
@@ -161,15 +162,20 @@ def model_section(images: list, entry) -> None:
     """A real model's coarse scores upsampled by every method; argmax of each."""
     image = ui.choose_image(images, "bi_current")
     model = lab.lab_model(settings, entry)
-    lab_size = st.select_slider(tr("labs.rf.lab_size"), [192, 256, 320, 384], value=256, key="bi_lab_size")
-    x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, settings.device)
+    # The sidebar's inference size (the scores the Segment page upsamples), capped: six
+    # full-resolution C x H x W results of a large photo would not fit in memory.
+    short_side = min(image.rgb.shape[:2])
+    size = min(settings.inference_size or short_side, short_side, MAX_LAB_SIDE)
+    if size < (settings.inference_size or short_side):
+        st.caption(tr("labs.bi.size_capped", size=size))
+    x, (h, w) = inference.preprocess(image.rgb, entry, size, settings.device)
 
     def compute() -> tuple[torch.Tensor, str]:
         with lab.GRADIENT_LOCK:
             scores, how = up.coarse_class_scores(model, x.float())
         return scores[0].float().cpu(), how
 
-    coarse, how = lab.session_cache("bi", (entry.name, image.digest, lab_size, settings.device), compute)
+    coarse, how = lab.session_cache("bi", (entry.name, image.digest, size, settings.device), compute)
     c, ch, cw = coarse.shape
     factor = max(1, round(x.shape[-2] / ch))
     size = (ch * factor, cw * factor)
