@@ -133,8 +133,12 @@ def real_image_section(images: list, entry) -> None:
     x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, device)
     x = x.float()
     small = np.asarray(Image.fromarray(image.rgb).resize((w, h), Image.BILINEAR))
-    with torch.no_grad(), lab.GRADIENT_LOCK:
-        scores = model(x)[0]
+
+    def predict_labels() -> np.ndarray:
+        with torch.no_grad(), lab.GRADIENT_LOCK:
+            return model(x)[0].argmax(0).cpu().numpy()
+
+    labels = lab.session_cache("rf_labels", (entry.name, image.digest, lab_size, device), predict_labels)
     label_set = entry.label_set
     left, right = st.columns(2)
     display_scale = max(1, 512 // max(h, w))
@@ -142,8 +146,7 @@ def real_image_section(images: list, entry) -> None:
     with left:
         st.caption(tr("labs.rf.click_hint", model=entry.display_name))
         yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
-    predicted = int(scores[(slice(None),) + rf.output_position(
-        yx, tuple(x.shape[-2:]), tuple(scores.shape[-2:]))].argmax())
+    predicted = int(labels[rf.output_position(yx, tuple(x.shape[-2:]), labels.shape)])
     options = list(range(label_set.num_classes))
     names = [ui.class_label(label_set.key, c) for c in options]
     names[predicted] += " ← " + tr("labs.rf.predicted")
@@ -191,10 +194,10 @@ def real_image_section(images: list, entry) -> None:
         rates = rf.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
         st.caption(tr("labs.rf.aspp_default", rates=", ".join(map(str, rates)), os=output_stride))
     taps = rf.aspp_taps(yx, (h, w), output_stride, rates)
-    tapped, _ = drawing.draw_taps(drawing.scale_nearest(small, display_scale),
-                               [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5,
-                                       (t.x + 0.5) * display_scale - 0.5, t.inside) for t in taps],
-                               (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)
+    scaled_taps = [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5, (t.x + 0.5) * display_scale - 0.5, t.inside)
+                   for t in taps]
+    tapped, _ = drawing.draw_taps(drawing.scale_nearest(small, display_scale), scaled_taps,
+                                  (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)
     a1, a2 = st.columns([3, 2])
     a1.image(tapped, width="stretch")
     with a2:

@@ -174,3 +174,22 @@ def test_model_errors_become_messages(page: str, key: str) -> None:
         assert any("does not fit" in e.value for e in at.error)
     finally:
         registry._all().pop("test-rejects", None)
+
+
+def test_receptive_field_click_position_drives_the_gradient() -> None:
+    from segdemo import samples
+    from segdemo.images import decode_image
+
+    at = run("rf", "en")
+    name = at.multiselect(key="rf_samples").options[0]
+    sample = next(s for s in samples.all_samples() if s.name == name)
+    digest = decode_image(sample.path.read_bytes(), sample.path.name).digest
+    at.multiselect(key="rf_samples").set_value([name]).run()
+    at.select_slider(key="rf_lab_size").set_value(128).run()
+    # streamlit_image_coordinates stores the last click here (AppTest cannot click a component)
+    at.session_state[f"rf_click_{digest}_128_yx"] = (3, 4)
+    at.run()
+    no_problems(at)
+    assert at.selectbox(key=f"rf_class_{digest}_{(3, 4)}").label.startswith("Class score")  # the click was used
+    erf_metric = metric(at, "labs.rf.metric.erf90", "en")
+    assert erf_metric.endswith(tuple("0123456789")) and " × " in erf_metric
