@@ -184,9 +184,11 @@ def test_editor_rows_round_trip_and_errors() -> None:
         {"layer": "rs", "kernel": 3, "stride": 2, "dilation": 1, "rates": "6,12"},
         {"layer": "empty", "kernel": None},
         {"layer": "aspp", "kernel": 3, "stride": 1, "dilation": 1, "rates": "6;12"},
+        {"layer": None, "kernel": 5.0, "stride": None, "dilation": float("nan"), "rates": None},
     ]
     parsed, errors = rf.layers_from_rows(rows)
-    assert [l.name for l in parsed] == ["ok", "aspp"] and parsed[1].branch_dilations == (6, 12)
+    assert [l.name for l in parsed] == ["ok", "aspp", "layer8"] and parsed[1].branch_dilations == (6, 12)
+    assert (parsed[2].kernel, parsed[2].stride, parsed[2].dilation) == (5, 1, 1)
     assert errors == [(2, "labs.rf.err.number"), (3, "labs.rf.err.number"), (4, "labs.rf.err.rates"),
                       (5, "labs.rf.err.rates_stride")]
 

@@ -534,7 +534,7 @@ def layers_from_rows(rows: Sequence[dict]) -> tuple[list[Layer], list[tuple[int,
     ``labs.rf.err.number`` (kernel/stride/dilation not an integer in range),
     ``labs.rf.err.rates`` (rates not a comma-separated list of integers >= 1),
     ``labs.rf.err.rates_stride`` (parallel branches with stride != 1).
-    Empty rows (no kernel) are skipped silently.
+    Empty rows (no kernel) are skipped silently; an empty stride or dilation is 1.
     """
     layers: list[Layer] = []
     errors: list[tuple[int, str]] = []
@@ -543,7 +543,7 @@ def layers_from_rows(rows: Sequence[dict]) -> tuple[list[Layer], list[tuple[int,
         if kernel is None or (isinstance(kernel, float) and math.isnan(kernel)):
             continue
         try:
-            values = [_as_int(row.get(name, default)) for name, default in
+            values = [_as_int(_or_default(row.get(name), default)) for name, default in
                       (("kernel", 1), ("stride", 1), ("dilation", 1))]
         except ValueError:
             errors.append((i, "labs.rf.err.number"))
@@ -569,6 +569,13 @@ def layers_from_rows(rows: Sequence[dict]) -> tuple[list[Layer], list[tuple[int,
         name = str(row.get("layer") or f"layer{i}")
         layers.append(Layer(name, k, s, d, "aspp" if rates else "conv", rates))
     return layers, errors
+
+
+def _or_default(value: object, default: int) -> object:
+    """An empty cell (None or NaN, as a new editor row has) takes the default."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return value
 
 
 def _as_int(value: object) -> int:
