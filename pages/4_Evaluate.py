@@ -7,11 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 from segdemo import samples, ui
-from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, MaskError, decode_mask, evaluate_annotators,
-                              evaluate_pair, pair_files, per_class_csv, per_image_csv, read_zip, run_batch, to_json)
+from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, decode_mask, evaluate_annotators,
+                              evaluate_pair, pair_files, read_zip, run_batch)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.images import UPLOAD_TYPES, ImageError, decode_image
+from segdemo.images import UPLOAD_TYPES, decode_image
 from segdemo.inference import predict
 from segdemo.ui import eval_widgets as ew
 from segdemo.ui import tr
@@ -26,53 +26,6 @@ st.caption(tr(f"eval.mode.{mode}.help"))
 entry = settings.entry
 
 
-def _read_upload(upload) -> tuple[str, bytes] | None:
-    return None if upload is None else (upload.name, upload.getvalue())
-
-
-def _image(named: tuple[str, bytes] | None):
-    """Decode an image once per content; errors are shown, None returned."""
-    if named is None:
-        return None
-    store = st.session_state.setdefault("_eval_images", {})
-    name, data = named
-    key = (name, hash(data))
-    if key not in store:
-        try:
-            store[key] = decode_image(data, name)
-        except ImageError as exc:
-            store[key] = exc
-        while len(store) > 16:
-            store.pop(next(iter(store)))
-    if isinstance(store[key], ImageError):
-        st.error(tr(store[key].key, **store[key].values))
-        return None
-    return store[key]
-
-
-def _mask(named, gt_set, ignore, size):
-    """Decode a mask; show its notices; None (with the message) when unusable."""
-    if named is None:
-        return None
-    try:
-        gt = decode_mask(named[1], named[0], gt_set, ignore, size)
-    except MaskError as exc:
-        st.error(tr(exc.key, **exc.values))
-        return None
-    ew.show_notices(gt.notices)
-    return gt
-
-
-def _downloads(result, stem: str, meta: dict) -> None:
-    c1, c2, c3 = st.columns(3)
-    c1.download_button(tr("eval.download.csv"), data=lambda: per_class_csv(result), file_name=f"{stem}_classes.csv",
-                       mime="text/csv", on_click="ignore")
-    c2.download_button(tr("eval.download.images_csv"), data=lambda: per_image_csv(result, ew.describe),
-                       file_name=f"{stem}_images.csv", mime="text/csv", on_click="ignore")
-    c3.download_button(tr("eval.download.json"), data=lambda: to_json(result, meta, ew.describe),
-                       file_name=f"{stem}.json", mime="application/json", on_click="ignore")
-
-
 # ---------------------------------------------------------------- inputs
 
 if mode == "single":
@@ -83,8 +36,8 @@ if mode == "single":
         image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
     else:
         c1, c2 = st.columns(2)
-        image_in = _read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
-        mask_in = _read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
+        image_in = ew.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
+        mask_in = ew.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
@@ -95,10 +48,10 @@ elif mode == "annotators":
         mask_in, second_in = (ex.first.name, ex.first.read_bytes()), (ex.second.name, ex.second.read_bytes())
     else:
         c1, c2, c3 = st.columns(3)
-        image_in = _read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
+        image_in = ew.read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
                                                  key="eval_ann_image"))
-        mask_in = _read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
-        second_in = _read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
+        mask_in = ew.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
+        second_in = ew.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
                                                   key="eval_ann_b"))
 else:
     examples = batch_examples()
@@ -143,7 +96,7 @@ meta = {"model": entry.name if mode != "annotators" else None, "truth_labels": g
 # ---------------------------------------------------------------- single pair and annotators
 
 if mode in ("single", "annotators"):
-    image = _image(image_in)
+    image = ew.decode_image_cached(image_in)
     if mode == "single" and (image is None or mask_in is None):
         st.info(tr("eval.need_pair"))
         st.stop()
@@ -151,7 +104,7 @@ if mode in ("single", "annotators"):
         st.info(tr("eval.need_two"))
         st.stop()
     size = image.rgb.shape[:2] if image is not None else None
-    gt = _mask(mask_in, gt_set, ignore, size)
+    gt = ew.decode_mask_shown(mask_in, gt_set, ignore, size)
     if gt is None:
         st.stop()
     try:
@@ -161,7 +114,7 @@ if mode in ("single", "annotators"):
             result = evaluate_pair(pred.labels, gt.labels, gt_set, ignore, policy, mapping, name=mask_in[0])
             second_title = tr("eval.prediction_of", model=entry.display_name)
         else:
-            second = _mask(second_in, gt_set, ignore, gt.labels.shape)
+            second = ew.decode_mask_shown(second_in, gt_set, ignore, gt.labels.shape)
             if second is None:
                 st.stop()
             result = evaluate_annotators(gt.labels, second.labels, gt_set, ignore, policy, name=second_in[0])
@@ -172,7 +125,7 @@ if mode in ("single", "annotators"):
         st.stop()
     ew.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
     report = BatchResult.from_pair(result)
-    _downloads(report, Path(result.name).stem, meta)
+    ew.downloads(report, Path(result.name).stem, meta)
     st.stop()
 
 # ---------------------------------------------------------------- batch
@@ -239,4 +192,4 @@ if noted:
         for _, n in noted:
             st.write("• " + ew.describe(n))
 ew.batch_views(batch, gt_set, "eval_batch", other)
-_downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})
+ew.downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})

@@ -14,11 +14,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from segdemo import i18n
-from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, LabelMapping, Notice, PairResult, Policy, Scores,
-                              colorize_labels, error_counts, error_map, iou_formula_values, mapping_by_name,
-                              mapping_from_names, normalise_confusion, preset_mapping)
+from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, GroundTruth, LabelMapping, MaskError, Notice,
+                              PairResult, Policy, Scores, colorize_labels, decode_mask, error_counts, error_map,
+                              iou_formula_values, mapping_by_name, mapping_from_names, normalise_confusion,
+                              per_class_csv, per_image_csv, preset_mapping, to_json)
+from segdemo.images import ImageError, InputImage, decode_image, digest_bytes
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
 from segdemo.labels import LABEL_SETS, LabelSet
 from segdemo.ui import options_formatter, swatch_legend, to_display, tr
@@ -46,6 +49,59 @@ def show_notices(notices: list[Notice]) -> None:
     """Each notice as an info, warning or error box."""
     for n in notices:
         {"info": st.info, "warning": st.warning, "error": st.error}.get(n.level, st.info)(describe(n))
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def read_upload(upload: UploadedFile | None) -> tuple[str, bytes] | None:
+    """(name, bytes) of an upload, or None."""
+    return None if upload is None else (upload.name, upload.getvalue())
+
+
+def decode_image_cached(named: tuple[str, bytes] | None) -> InputImage | None:
+    """Decode an image once per content; a bad file shows its message and gives None."""
+    if named is None:
+        return None
+    store: dict = st.session_state.setdefault("_eval_images", {})
+    name, data = named
+    key = (name, digest_bytes(data))
+    if key not in store:
+        try:
+            store[key] = decode_image(data, name)
+        except ImageError as exc:
+            store[key] = exc
+        while len(store) > 16:
+            store.pop(next(iter(store)))
+    if isinstance(store[key], ImageError):
+        st.error(tr(store[key].key, **store[key].values))
+        return None
+    return store[key]
+
+
+def decode_mask_shown(named: tuple[str, bytes] | None, gt_set: LabelSet, ignore: int | None,
+                      size: tuple[int, int] | None) -> GroundTruth | None:
+    """Decode a mask and show its notices; a mask that cannot be used shows why and gives None."""
+    if named is None:
+        return None
+    try:
+        gt = decode_mask(named[1], named[0], gt_set, ignore, size)
+    except MaskError as exc:
+        st.error(tr(exc.key, **exc.values))
+        return None
+    show_notices(gt.notices)
+    return gt
+
+
+def downloads(result: BatchResult, stem: str, meta: dict[str, object]) -> None:
+    """Per-class CSV, per-image CSV and everything as JSON."""
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(tr("eval.download.csv"), data=lambda: per_class_csv(result), file_name=f"{stem}_classes.csv",
+                       mime="text/csv", on_click="ignore")
+    c2.download_button(tr("eval.download.images_csv"), data=lambda: per_image_csv(result, describe),
+                       file_name=f"{stem}_images.csv", mime="text/csv", on_click="ignore")
+    c3.download_button(tr("eval.download.json"), data=lambda: to_json(result, meta, describe),
+                       file_name=f"{stem}.json", mime="application/json", on_click="ignore")
 
 
 # ---------------------------------------------------------------- settings
