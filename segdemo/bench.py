@@ -309,16 +309,35 @@ def available_models(names: Sequence[str] | None, allow_random: bool) -> list[tu
     return chosen
 
 
+def reencode_short_side(data: bytes, short_side: int) -> bytes:
+    """The image resized (Pillow, bilinear) so its shorter side is ``short_side``, as JPEG quality 95."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    scale = short_side / min(w, h)
+    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
 def run_benchmark(model_names: Sequence[str] | None = None, size: int | None = DEFAULT_SIZE,
                   repeats: int = 5, warmup: int = 2, device: str | None = None, half: bool = False,
                   allow_random: bool | None = None, image_path: str | Path = DEFAULT_IMAGE,
-                  log: Callable[[str], None] | None = None) -> list[BenchResult]:
-    """Benchmark every available model (see the module docstring); returns one result per model."""
+                  log: Callable[[str], None] | None = None, short_side: int | None = None) -> list[BenchResult]:
+    """Benchmark every available model (see the module docstring); returns one result per model.
+
+    ``short_side`` re-encodes the test image with that shorter side first (e.g. 520:
+    a photo that needs no resizing before the network).
+    """
     device = device or devices.auto_device()
     if allow_random is None:
         allow_random = config.allow_random_weights()
     image_path = Path(image_path)
     data = image_path.read_bytes()
+    if short_side:
+        data = reencode_short_side(data, short_side)
     results = []
     for entry, _ in available_models(model_names, allow_random):
         if log:
@@ -366,7 +385,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
 
 
 def describe_run(results: Sequence[BenchResult], device: str, image_path: Path, size: int | None,
-                 warmup: int) -> str:
+                 warmup: int, short_side: int | None = None) -> str:
     """Header lines: device, threads, versions, test image, input size, repeats."""
     import torchvision
 
@@ -374,7 +393,7 @@ def describe_run(results: Sequence[BenchResult], device: str, image_path: Path, 
     lines = [
         f"device: {device} — {devices.device_name(device)}; torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, {torch.get_num_threads()} threads",
-        f"image: {image_path.name}"
+        f"image: {image_path.name}" + (f" re-encoded with shorter side {short_side} (JPEG q95)" if short_side else "")
         + (f" ({first.image_size[0]}x{first.image_size[1]}), network input {first.input_size[1]}x"
            f"{first.input_size[0]} (shorter side {size})" if first else ""),
         f"runs: {warmup} warm-up + {first.repeats if first else 0} timed per path, interleaved; medians in ms"
@@ -404,6 +423,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="default: the best available (CUDA > MPS > CPU)")
     parser.add_argument("--half", action="store_true", help="float16 (CUDA only)")
     parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="test image (default: assets/samples/astronaut.jpg)")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="re-encode the test image with this shorter side first (e.g. 520)")
     parser.add_argument("--allow-random", action="store_true", default=None,
                         help="also models without weights, with random weights (or SEGDEMO_ALLOW_RANDOM_WEIGHTS=1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -426,8 +447,9 @@ def run_cli(args: argparse.Namespace) -> int:
               "--allow-random to time random-weight networks", file=sys.stderr)
         return 1
     results = run_benchmark(args.models, size, args.repeats, args.warmup, device, args.half, allow_random,
-                            args.image, log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(describe_run(results, device, Path(args.image), size, args.warmup))
+                            args.image, log=lambda m: print(m, file=sys.stderr, flush=True),
+                            short_side=args.short_side)
+    print(describe_run(results, device, Path(args.image), size, args.warmup, args.short_side))
     print()
     print(format_table(results))
     if args.json:

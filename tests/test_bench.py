@@ -5,6 +5,7 @@ No timing assertions: the machine is shared and timings are noise here.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -134,6 +135,14 @@ def test_reference_transforms_for_shipped_card_model() -> None:
     torch.testing.assert_close(x, torch.full((1, 4, 6), (1.0 - 0.5) / 0.25))
 
 
+def test_reencode_short_side() -> None:
+    from PIL import Image
+
+    data = bench.reencode_short_side(SAMPLE.read_bytes(), 120)
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "JPEG" and img.size == (round(451 * 120 / 300), 120)
+
+
 def test_format_table_and_json(tiny_result: bench.BenchResult) -> None:
     text = bench.format_table([tiny_result])
     assert TINY_MODEL in text and "whole/bare" in text and "agree" in text
@@ -148,9 +157,11 @@ def test_cli_prints_table(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
     code = bench.main(["--models", TINY_MODEL, "--size", "48", "--repeats", "1", "--warmup", "0",
                        "--device", "cpu", "--allow-random", "--threads", "1", "--image", str(SAMPLE),
-                       "--json", str(out)])
+                       "--short-side", "100", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "whole/bare" in printed and TINY_MODEL in printed and "cat.jpg" in printed
-    assert json.loads(out.read_text())[0]["model"] == TINY_MODEL
+    assert "shorter side 100" in printed
+    saved = json.loads(out.read_text())[0]
+    assert saved["model"] == TINY_MODEL and saved["image_size"] == [150, 100]
 
