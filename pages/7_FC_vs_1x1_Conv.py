@@ -33,12 +33,18 @@ def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406)
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def pick_image() -> np.ndarray:
-    gallery = {s.name: s for s in samples.shipped_samples()}
+def pick_image() -> tuple[np.ndarray, str]:
+    """The user's image (upload or sample), else the first shipped sample: (rgb, digest)."""
+    images = ui.image_inputs("fc", allow_camera=False)
+    if images:
+        image = ui.choose_image(images, "fc_current")
+        return image.rgb, image.digest
+    gallery = samples.shipped_samples()
     if not gallery:
-        return np.full((224, 224, 3), 128, dtype=np.uint8)
-    name = st.selectbox(tr("labs.fc.sample"), list(gallery), key="fc_sample")
-    return ui.load_sample(gallery[name].path).rgb
+        return np.full((224, 224, 3), 128, dtype=np.uint8), "grey"
+    st.caption(tr("labs.fc.default_image", name=gallery[0].name))
+    image = ui.load_sample(gallery[0].path)
+    return image.rgb, image.digest
 
 
 tab_vgg, tab_resnet, tab_1x1 = st.tabs([tr("labs.fc.tab.vgg"), tr("labs.fc.tab.resnet"), tr("labs.fc.tab.1x1")])
@@ -57,7 +63,7 @@ with tab_vgg:
     st.markdown(tr("labs.fc.vgg_heads", c=c, k=k, K=model.classifier.out_features, fc=f"{fc_params:,}",
                    conv=f"{conv_params:,}", ok=lab.check_mark(fc_params == conv_params)))
     st.warning(tr("labs.fc.vgg_random"))
-    rgb = pick_image()
+    rgb, digest = pick_image()
     st.subheader(tr("labs.fc.train_size_title", size=model.train_size))
     x_train = to_tensor(rgb, (model.train_size, model.train_size))
     eq = fc_conv.compare_vgg(model, x_train)
@@ -122,7 +128,7 @@ with tab_resnet:
         with torch.no_grad():
             return fc_conv.ConvolutionalResNet(resnet).eval().score_map(to_tensor(rgb_r, shape))[0]
 
-    smap = lab.session_cache("fc_resnet", (real_weights, st.session_state.get("fc_sample"), shape), score_map)
+    smap = lab.session_cache("fc_resnet", (real_weights, digest, shape), score_map)
     best = int(smap.mean(dim=(1, 2)).argmax())
     names = categories
     cls_r = st.selectbox(tr("labs.fc.category"), list(range(len(names))), index=best, key="fc_resnet_cls",

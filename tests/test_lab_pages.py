@@ -193,3 +193,14 @@ def test_receptive_field_click_position_drives_the_gradient() -> None:
     assert at.selectbox(key=f"rf_class_{digest}_{(3, 4)}").label.startswith("Class score")  # the click was used
     erf_metric = metric(at, "labs.rf.metric.erf90", "en")
     assert erf_metric.endswith(tuple("0123456789")) and " × " in erf_metric
+
+
+def test_fc_page_with_an_uploaded_image() -> None:
+    at = run("fc", "en")
+    cat = (REPO / "assets" / "samples" / "cat.jpg").read_bytes()
+    at.file_uploader(key="fc_uploader").set_value(("cat.jpg", cat, "image/jpeg")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.success) >= 3 and all("✅" in (s.icon or "") + s.value for s in at.success)
+    at.file_uploader(key="fc_uploader").set_value(("broken.jpg", b"not an image", "image/jpeg")).run()
+    assert not at.exception
+    assert any("broken.jpg" in e.value for e in at.error)  # the page says which file, and keeps working
