@@ -120,6 +120,12 @@ def test_uploads_bad_masks_and_size_mismatch(data_dir, clear_streamlit_caches):
     assert not at.exception
     assert i18n.t("eval.err.mask_not_image", "en", name="a.png") in [e.value for e in at.error]
 
+    # Every pixel void: nothing to score, said so.
+    at.file_uploader(key="eval_mask").set_value(("void.png", _png(np.full(truth.shape, 255, np.uint8)), "image/png")).run()
+    assert not at.exception
+    assert i18n.t("eval.err.all_ignored", "en", name="void.png") in [e.value for e in at.error]
+    assert not at.metric
+
     # A colour-coded mask at half size with a colour that is in no palette.
     rgb = VOC.palette_array()[truth[::2, ::2]]
     rgb[:3, :4] = (5, 6, 7)
