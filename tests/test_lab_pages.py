@@ -204,3 +204,30 @@ def test_fc_page_with_an_uploaded_image() -> None:
     at.file_uploader(key="fc_uploader").set_value(("broken.jpg", b"not an image", "image/jpeg")).run()
     assert not at.exception
     assert any("broken.jpg" in e.value for e in at.error)  # the page says which file, and keeps working
+
+
+def test_labs_with_segdemos_own_dilated_aspp_network() -> None:
+    """segdemo's DeepLab-style model: its own ASPP rates and its coarse_scores are used."""
+    from segdemo import registry
+    from segdemo.models.deeplab_slim import deeplab_slim
+
+    registry.register(registry.ModelEntry(
+        name="test-deeplab-slim", architecture="TestDeepLab", backbone="slim", label_set_key="camvid",
+        build=lambda: deeplab_slim(num_classes=11, rates=(3, 6, 9)),
+        weights=registry.WeightsSpec(filename="test-deeplab-slim.safetensors"), source="segdemo", output_stride=8))
+    try:
+        for page, key in (("rf", "rf_samples"), ("bi", "bi_samples")):
+            at = AppTest.from_file(str(PAGES[page]), default_timeout=240)
+            at.session_state["lang"] = "en"
+            at.session_state["arch"] = "TestDeepLab"
+            at.session_state["backbone"] = "slim"
+            at.run()
+            at.multiselect(key=key).set_value([at.multiselect(key=key).options[0]]).run()
+            no_problems(at)
+            captions = " ".join(c.value for c in at.caption)
+            if page == "rf":
+                assert "This model's ASPP rates: 3, 6, 9, at output stride 8." in captions
+            else:
+                assert "from the network's own `coarse_scores`" in captions
+    finally:
+        registry._all().pop("test-deeplab-slim", None)
