@@ -7,6 +7,7 @@ picture the page shows is computed by a function that the tests check.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from scipy import ndimage
 from segdemo.labels import CAMVID, LabelSet
 from segdemo.metrics import boundary_f1_per_class, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
 from segdemo.render import boundary_mask, colorize
+
+if TYPE_CHECKING:
+    from segdemo.registry import ModelEntry
 
 VARIANTS = ("fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid")
 STRIDES = {"fcn32s_camvid": 32, "fcn16s_camvid": 16, "fcn8s_camvid": 8}
@@ -147,6 +151,20 @@ def boundary_concentration(label_maps: list[np.ndarray], reference: np.ndarray, 
 # ------------------------------------------------------------------ score grid
 
 
+def coarse_scores(model: torch.nn.Module, entry: "ModelEntry", rgb: np.ndarray, inference_size: int | None,
+                  device: str = "cpu") -> tuple[torch.Tensor, tuple[int, int]]:
+    """The FCN's fused class scores before its final upsampling, ``(C, h/s, w/s)`` on the CPU,
+    and the network input size (h, w) they belong to. Same preprocessing as the prediction."""
+    from segdemo.inference import preprocess
+
+    net = getattr(model, "net", model)
+    with torch.inference_mode():
+        x, (h, w) = preprocess(rgb, entry, inference_size, device, next(net.parameters()).dtype)
+        scores = net.coarse_scores(x)[0].float().cpu()
+    return scores, (h, w)
+
+
+
 def coarse_label_map(coarse_scores: torch.Tensor) -> np.ndarray:
     """Argmax class of each cell of a coarse score map ``(C, h, w)``."""
     return coarse_scores.argmax(0).to(torch.uint8).cpu().numpy()
@@ -196,39 +214,6 @@ def score_against_truth(pred: np.ndarray, truth: np.ndarray, label_set: LabelSet
         boundary_f1=float(np.nanmean(bf)) if np.isfinite(bf).any() else float("nan"),
         per_class_iou=per_class_iou(cm),
     )
-
-
-def mask_from_upload(mask: Image.Image, size: tuple[int, int], label_set: LabelSet = CAMVID) -> np.ndarray:
-    """A ground-truth label map from an uploaded mask: indices (L/P) or the palette's colours.
-
-    ``size`` = (height, width) of the image; a mask of another size raises
-    ValueError, as do index values outside the label set or unknown colours.
-    """
-    if (mask.height, mask.width) != tuple(size):
-        raise ValueError(f"mask is {mask.width}x{mask.height}, the image {size[1]}x{size[0]}")
-    ignore = label_set.ignore_index
-    if mask.mode in ("L", "P", "I", "I;16"):
-        labels = np.asarray(mask).astype(np.int64)
-        bad = (labels >= label_set.num_classes) & (labels != (ignore if ignore is not None else -1))
-        if bad.any():
-            raise ValueError(f"mask has values outside 0..{label_set.num_classes - 1}"
-                             + (f" and {ignore}" if ignore is not None else ""))
-        return labels.astype(np.uint8)
-    rgb = np.asarray(mask.convert("RGB")).astype(np.int64)
-    code = rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2]
-    lut = {int(r) * 65536 + int(g) * 256 + int(b): i for i, (r, g, b) in enumerate(label_set.colors)}
-    labels = np.full(code.shape, 255, np.int64)
-    for value, index in lut.items():
-        labels[code == value] = index
-    if ignore is not None:
-        ic = label_set.ignore_color
-        labels[code == ic[0] * 65536 + ic[1] * 256 + ic[2]] = ignore
-    unknown = labels == 255
-    if unknown.mean() > 0.01:
-        raise ValueError("mask colours are not the label set's palette")
-    if ignore is not None:
-        labels[unknown] = ignore
-    return labels.astype(np.uint8)
 
 
 # ------------------------------------------------------------------ project-made sample

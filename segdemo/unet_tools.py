@@ -196,3 +196,11 @@ def synthetic_membranes(size: int = 256, cells: int = 40, seed: int = 0) -> tupl
     img = np.where(membrane, 50.0, shade)
     img = ndimage.gaussian_filter(img, 1.2) + rng.normal(0, 12, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def grid_pattern(height: int, width: int, step: int) -> np.ndarray:
+    """White lines every ``step`` pixels on black: shows a deformation field when warped."""
+    img = np.zeros((height, width), np.uint8)
+    img[::step, :] = 255
+    img[:, ::step] = 255
+    return img

@@ -1,0 +1,173 @@
+"""FCN-32s / 16s / 8s side by side: skips, boundaries, score grids, Table 2."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from segdemo import datasets, registry, render, ui
+from segdemo import fcn_compare as fc
+from segdemo.evaluate import MaskError, decode_mask
+from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
+from segdemo.images import InputImage, decode_image
+from segdemo.labels import CAMVID
+from segdemo.ui import lab_widgets as lab
+from segdemo.ui import tr
+
+settings = ui.setup_page("page.fcn", show_model=False)
+st.markdown(tr("fcn.intro"))
+
+known = {e.name for e in registry.list_models()}
+missing = [n for n in fc.VARIANTS if n not in known]
+if missing:
+    st.error(tr("fcn.models_missing", names=", ".join(missing)))
+    st.stop()
+entries = {n: registry.get(n) for n in fc.VARIANTS}
+SIZE = entries["fcn8s_camvid"].preprocess.resize_size  # the resolution the models were trained at
+run_settings = replace(settings, inference_size=SIZE)
+
+# ---------------------------------------------------------------- the image and its truth
+try:
+    val_files = datasets.camvid_files("val")
+except datasets.DatasetMissingError:
+    val_files = []
+SOURCES = (["camvid"] if val_files else []) + ["synthetic", "upload"]
+if st.session_state.get("fcn_source") not in SOURCES:
+    st.session_state["fcn_source"] = SOURCES[0]
+source = st.radio(tr("fcn.source"), SOURCES, key="fcn_source", horizontal=True,
+                  format_func=ui.options_formatter("fcn.source."))
+if not val_files:
+    st.caption(tr("fcn.no_camvid"))
+
+image: InputImage | None = None
+truth: np.ndarray | None = None
+if source == "camvid":
+    names = [p.name for p, _ in val_files]
+    choice = st.selectbox(tr("fcn.val_image"), names, key="fcn_val_image")
+    img_path, lbl_path = val_files[names.index(choice)]
+    image = ui.load_image_file(str(img_path))
+    truth = datasets.load_label(lbl_path)
+elif source == "synthetic":
+    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, 0, key="fcn_seed")
+    rgb, truth = lab.session_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
+    st.caption(tr("fcn.synthetic_caption"))
+    image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)
+else:
+    images = ui.image_inputs("fcn", allow_camera=False, allow_samples=True)
+    if not images:
+        st.info(tr("fcn.upload_prompt"))
+        st.stop()
+    image = ui.choose_image(images, "fcn_choice")
+    mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(MASK_UPLOAD_TYPES), key="fcn_mask",
+                                 help=tr("fcn.mask_upload_help"))
+    if mask_file is not None:
+        try:
+            gt = decode_mask(mask_file.getvalue(), mask_file.name, CAMVID, image_size=image.size)
+            for note in gt.notices:
+                getattr(st, note.level if note.level in ("info", "warning", "error") else "info")(
+                    tr(note.key, **note.values))
+            if gt.labels.shape == image.rgb.shape[:2]:
+                truth = gt.labels
+            else:
+                st.error(tr("fcn.mask_size", mask=f"{gt.labels.shape[1]}x{gt.labels.shape[0]}",
+                            image=f"{image.rgb.shape[1]}x{image.rgb.shape[0]}"))
+        except MaskError as exc:
+            st.error(tr(exc.key, **exc.values))
+
+assert image is not None
+rgb = image.rgb
+h, w = rgb.shape[:2]
+
+# ---------------------------------------------------------------- run the three variants
+preds = {}
+coarse = {}
+for name in fc.VARIANTS:
+    model = ui.get_model(name, settings)
+    preds[name] = ui.predict_cached(image, run_settings, name)
+    coarse[name] = lab.session_cache(
+        "fcn_coarse", (image.digest, name, settings.device, settings.half, SIZE),
+        lambda m=model, e=entries[name]: fc.coarse_scores(m, e, rgb, SIZE, settings.device))
+labels = {n: preds[n].labels for n in fc.VARIANTS}
+st.caption(tr("fcn.run_caption", size=f"{coarse['fcn8s_camvid'][1][1]}x{coarse['fcn8s_camvid'][1][0]}"))
+
+
+def arch(name: str) -> str:
+    return entries[name].architecture
+
+
+# ---------------------------------------------------------------- side by side, one zoom window
+st.subheader(tr("fcn.side_by_side"))
+c1, c2, c3 = st.columns(3)
+zoom = c1.slider(tr("fcn.zoom"), 1.0, 8.0, 3.0, 0.5, key="fcn_zoom")
+cx = c2.slider(tr("fcn.zoom_x"), 0, 100, 50, key="fcn_zoom_x") / 100
+cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key="fcn_zoom_y") / 100
+window = fc.zoom_window((h, w), cx, cy, zoom)
+st.caption(tr("fcn.zoom_caption", x=window.left, y=window.top, w=window.width, h=window.height))
+
+views = {n: render.overlay(rgb, labels[n], CAMVID, settings.opacity) for n in fc.VARIANTS}
+if truth is not None:
+    views["truth"] = render.overlay(rgb, np.where(truth < CAMVID.num_classes, truth, CAMVID.ignore_index)
+                                    .astype(np.uint8), CAMVID, settings.opacity)
+cols = st.columns(len(views))
+for col, (key, view) in zip(cols, views.items()):
+    title = tr("fcn.truth") if key == "truth" else arch(key)
+    col.markdown(f"**{title}**")
+    col.image(ui.to_display(fc.draw_rectangle(view, window)), width="stretch")
+    col.image(fc.crop_zoom(view, window, out_width=480), width="stretch",
+              caption=tr("fcn.zoom_window"))
+ui.swatch_legend([(CAMVID.colors[c], ui.class_label("camvid", c), "")
+                  for c in sorted(set(np.unique(labels["fcn8s_camvid"]).tolist()) & set(range(CAMVID.num_classes)))])
+
+# ---------------------------------------------------------------- disagreement
+st.subheader(tr("fcn.disagreement"))
+counts = fc.disagreement_count([labels[n] for n in fc.VARIANTS])
+reference = truth if truth is not None else labels["fcn8s_camvid"]
+band = st.slider(tr("fcn.band"), 1, 16, 4, key="fcn_band")
+conc = fc.boundary_concentration([labels[n] for n in fc.VARIANTS], reference, band,
+                                 CAMVID.ignore_index if truth is not None else None)
+d1, d2 = st.columns([3, 2])
+d1.image(ui.to_display(fc.disagreement_image(counts, rgb)), width="stretch",
+         caption=tr("fcn.disagreement_caption"))
+with d2:
+    st.metric(tr("fcn.disagree_share"), f"{conc.disagree_share:.1%}")
+    st.metric(tr("fcn.disagree_in_band", band=band), "—" if np.isnan(conc.disagree_in_band)
+              else f"{conc.disagree_in_band:.1%}")
+    st.metric(tr("fcn.band_share", band=band), f"{conc.band_share:.1%}")
+    if not np.isnan(conc.enrichment):
+        st.markdown(tr("fcn.enrichment", factor=conc.enrichment,
+                       reference=tr("fcn.reference_truth" if truth is not None else "fcn.reference_fcn8s")))
+    st.image(fc.crop_zoom(fc.disagreement_image(counts, rgb), window, out_width=360), caption=tr("fcn.zoom_window"))
+
+# ---------------------------------------------------------------- score grids
+st.subheader(tr("fcn.grids"))
+st.markdown(tr("fcn.grids_intro"))
+gcols = st.columns(3)
+for col, name in zip(gcols, fc.VARIANTS):
+    scores, net_size = coarse[name]
+    grid = fc.score_grid_image(rgb, fc.coarse_label_map(scores), fc.STRIDES[name], net_size)
+    col.image(ui.to_display(grid), width="stretch",
+              caption=tr("fcn.grid_caption", arch=arch(name), stride=fc.STRIDES[name],
+                         rows=scores.shape[1], cols=scores.shape[2]))
+
+# ---------------------------------------------------------------- numbers vs the paper
+st.subheader(tr("fcn.scores"))
+rows = []
+for name in fc.VARIANTS:
+    entry = entries[name]
+    row = {tr("fcn.col.variant"): arch(name)}
+    if truth is not None:
+        score = fc.score_against_truth(labels[name], truth)
+        row[tr("fcn.col.image_miou")] = score.miou
+        row[tr("fcn.col.image_bf")] = score.boundary_f1
+    row[tr("fcn.col.val_miou")] = entry.metrics.get("miou")
+    row[tr("fcn.col.val_bf")] = entry.metrics.get("boundary_f1")
+    row[tr("fcn.col.paper")] = fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100
+    rows.append(row)
+table = pd.DataFrame(rows)
+st.dataframe(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—"), hide_index=True)
+if truth is None:
+    st.info(tr("fcn.no_truth"))
+st.caption(tr("fcn.scores_caption"))

@@ -1,0 +1,157 @@
+"""U-Net: an ISBI slice, shapes at every level, overlap-tile, elastic deformation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from segdemo import datasets, registry, render, ui
+from segdemo import fcn_compare as fc
+from segdemo import unet_tools as ut
+from segdemo.images import InputImage
+from segdemo.inference import predict
+from segdemo.labels import ISBI
+from segdemo.models.unet import UNet, overlap_tile_forward
+from segdemo.train import ISBI_MEAN, ISBI_STD, ISBI_VAL_SLICES, normalize
+from segdemo.ui import lab_widgets as lab
+from segdemo.ui import tr
+
+MODEL = "unet_isbi2012"
+settings = ui.setup_page("page.unet", show_model=False, show_overlay=False)
+st.markdown(tr("unet.intro"))
+
+# ---------------------------------------------------------------- the slice
+try:
+    slice_ids = datasets.isbi_slice_ids()
+except datasets.DatasetMissingError:
+    slice_ids = []
+SOURCES = (["isbi"] if slice_ids else []) + ["synthetic"]
+if st.session_state.get("unet_source") not in SOURCES:
+    st.session_state["unet_source"] = SOURCES[0]
+source = st.radio(tr("unet.source"), SOURCES, key="unet_source", horizontal=True,
+                  format_func=ui.options_formatter("unet.source."))
+if not slice_ids:
+    st.caption(tr("unet.no_isbi"))
+if source == "isbi":
+    default = ISBI_VAL_SLICES[0] if ISBI_VAL_SLICES[0] in slice_ids else slice_ids[0]
+    idx = st.selectbox(tr("unet.slice"), slice_ids, index=slice_ids.index(default), key="unet_slice",
+                       format_func=lambda i: f"{i}" + (f" · {tr('unet.held_out')}" if i in ISBI_VAL_SLICES
+                                                       else f" · {tr('unet.trained_on')}"))
+    gray, truth = lab.session_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
+else:
+    seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, 0, key="unet_seed")
+    gray, truth = lab.session_cache("unet_synth", (int(seed),), lambda: ut.synthetic_membranes(seed=int(seed)))
+    st.caption(tr("unet.synthetic_caption"))
+
+entry = registry.get(MODEL) if MODEL in {e.name for e in registry.list_models()} else None
+tab_pred, tab_shapes, tab_tiles, tab_elastic = st.tabs(
+    [tr("unet.tab.prediction"), tr("unet.tab.shapes"), tr("unet.tab.tiles"), tr("unet.tab.elastic")])
+
+# ---------------------------------------------------------------- prediction
+with tab_pred:
+    if entry is None:
+        st.error(tr("unet.model_missing"))
+    else:
+        model = ui.get_model(MODEL, settings)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+        image = InputImage(name="slice", digest=f"isbi-{source}-{hash(gray.tobytes())}", rgb=rgb)
+        pred = lab.session_cache("unet_pred", (image.digest, settings.device),
+                                 lambda: predict(model, entry, rgb, None, settings.device))
+        c1, c2, c3 = st.columns(3)
+        c1.image(gray, caption=tr("unet.image"), width="stretch")
+        c2.image(render.colorize(pred.labels, ISBI), caption=tr("unet.prediction"), width="stretch")
+        c3.image(render.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
+        ui.swatch_legend([(ISBI.colors[c], ui.class_label("isbi", c), "") for c in range(2)])
+        score = fc.score_against_truth(pred.labels, truth, ISBI)
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric(tr("unet.iou_membrane"), f"{score.per_class_iou[0]:.3f}")
+        m2.metric(tr("unet.iou_cell"), f"{score.per_class_iou[1]:.3f}")
+        m3.metric(tr("unet.miou"), f"{score.miou:.3f}")
+        m4.metric(tr("unet.boundary_f1"), f"{score.boundary_f1:.3f}")
+        card = entry.card
+        st.caption(tr("unet.card_line", miou=card.get("metrics", {}).get("miou") or float("nan"),
+                      split=card.get("validation_split", "?"), backbone=entry.backbone))
+        ui.timing_caption(pred)
+
+# ---------------------------------------------------------------- shapes
+with tab_shapes:
+    st.markdown(tr("unet.shapes_intro"))
+    s1, s2, s3, s4 = st.columns(4)
+    padding = s1.radio(tr("unet.padding"), ["valid", "same"], key="unet_padding",
+                       format_func=ui.options_formatter("unet.padding."))
+    depth = s2.slider(tr("unet.depth"), 1, 5, 4, key="unet_depth")
+    base = s3.selectbox(tr("unet.base"), [64, 32, 16], key="unet_base")
+    size = s4.number_input(tr("unet.input_size"), 1, 4096, 572, key="unet_size")
+    net = UNet(base=int(base), depth=int(depth), padding=padding)
+    report = ut.shape_report(net, int(size), int(size))
+    if report.error:
+        st.error(tr("unet.size_error", size=int(size), fix=report.suggestion[0] if report.suggestion else "?"))
+        st.caption(report.error)
+    else:
+        rows = ut.shape_rows(report.shapes)
+        table = pd.DataFrame([{tr("unet.col.stage"): tr(f"unet.stage.{r['stage']}"), tr("unet.col.level"): r["level"],
+                               tr("unet.col.shape"): r["shape"]} for r in rows])
+        st.dataframe(table, hide_index=True, height=min(38 * (len(rows) + 1), 900))
+        out = report.shapes[-1]
+        st.markdown(tr("unet.shapes_summary", inp=int(size), out=out.height,
+                       lost=(int(size) - out.height) // 2 if padding == "valid" else 0))
+
+# ---------------------------------------------------------------- overlap-tile
+with tab_tiles:
+    st.markdown(tr("unet.tiles_intro"))
+    tile_net = UNet(base=16, depth=4, padding="valid") if entry is None else ui.get_model(MODEL, settings).net
+    choices = [s for s in ut.valid_out_tiles(tile_net, 60, 400)]
+    default_tile = 196 if 196 in choices else choices[len(choices) // 2]
+    t1, t2 = st.columns(2)
+    out_tile = t1.select_slider(tr("unet.out_tile"), choices, value=default_tile, key="unet_out_tile")
+    layout = ut.tile_layout(gray, tile_net, int(out_tile))
+    highlight = t2.slider(tr("unet.highlight"), 1, len(layout.tiles), 1, key="unet_highlight") - 1
+    st.caption(tr("unet.tiles_caption", n=len(layout.tiles), inp=layout.in_tile, out=layout.out_tile,
+                  margin=layout.margin))
+    drawn = ut.draw_tiles(layout, highlight)
+    v1, v2 = st.columns(2)
+    v1.image(drawn, caption=tr("unet.tiles_image"), width="stretch")
+    if entry is not None:
+        def _tiled() -> np.ndarray:
+            model = ui.get_model(MODEL, settings)
+            x = torch.from_numpy(gray)[None, None].to(settings.device)
+            with torch.inference_mode():
+                x = normalize(x, ISBI_MEAN, ISBI_STD).to(next(model.parameters()).dtype)
+                scores = overlap_tile_forward(model.net, x, int(out_tile))
+            return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+        tiled = lab.session_cache("unet_tiled", (hash(gray.tobytes()), int(out_tile), settings.device), _tiled)
+        stitched = render.colorize(tiled, ISBI)
+        for t in layout.tiles:  # draw the tile borders on the stitched result
+            stitched[t.out_top : t.out_top + t.out_size, min(t.out_left, stitched.shape[1] - 1)] = (255, 255, 255)
+            stitched[min(t.out_top, stitched.shape[0] - 1), t.out_left : t.out_left + t.out_size] = (255, 255, 255)
+        v2.image(stitched, caption=tr("unet.stitched"), width="stretch")
+
+# ---------------------------------------------------------------- elastic deformation
+with tab_elastic:
+    st.markdown(tr("unet.elastic_intro"))
+    e1, e2, e3 = st.columns(3)
+    sigma = e1.slider(tr("unet.sigma"), 0.0, 30.0, 10.0, 1.0, key="unet_sigma")
+    grid = e2.slider(tr("unet.grid"), 2, 8, 3, key="unet_grid")
+    seed = e3.number_input(tr("unet.elastic_seed"), 0, 9999, 0, key="unet_elastic_seed")
+    h, w = gray.shape
+    gen = torch.Generator().manual_seed(int(seed))
+    flow = ut.elastic_displacement(h, w, float(sigma), int(grid), gen)
+    img_t = torch.from_numpy(gray)[None, None].float()
+    lbl_t = torch.from_numpy(truth.astype(np.int64))[None]
+    warped, warped_lbl = ut.warp(img_t, lbl_t, flow)
+    checker = ut.grid_pattern(h, w, step=max(8, h // 16))
+    warped_grid, _ = ut.warp(torch.from_numpy(checker)[None, None].float(), lbl_t, flow)
+    g1, g2, g3 = st.columns(3)
+    g1.image(gray, caption=tr("unet.image"), width="stretch")
+    g2.image(render.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
+    g3.image(checker, caption=tr("unet.grid_before"), width="stretch")
+    g4, g5, g6 = st.columns(3)
+    g4.image(warped[0, 0].clamp(0, 255).byte().numpy(), caption=tr("unet.deformed_image"), width="stretch")
+    g5.image(render.colorize(warped_lbl[0].numpy().astype(np.uint8), ISBI), caption=tr("unet.deformed_mask"),
+             width="stretch")
+    g6.image(warped_grid[0, 0].clamp(0, 255).byte().numpy(), caption=tr("unet.grid_after"), width="stretch")
+    mag = flow[0].norm(dim=0)
+    st.caption(tr("unet.elastic_caption", mean=float(mag.mean()), max=float(mag.max())))
