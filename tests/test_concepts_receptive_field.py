@@ -215,3 +215,13 @@ def test_cli_prints_the_recurrence_and_the_autograd_check(capsys: pytest.Capture
     assert cli.main(["concepts", "rf", "--layers", "3,x"]) == 2
     assert cli.main(["concepts", "separable", "-C", "8", "-n", "16", "--bias"]) == 0
     assert f"= {3 * 3 * 8 + 8 * 16 + 8 + 16:,}" in capsys.readouterr().out
+
+
+def test_mass_radius_against_hand_examples() -> None:
+    erf = np.zeros((21, 21))
+    erf[10, 10] = 1.0
+    assert rf.mass_radius(erf, (10, 10)) == 0.0
+    erf[7:14, 7:14] = 1.0  # a uniform 7x7 square: 90 % of 49 pixels needs the full radius 3
+    assert rf.mass_radius(erf, (10, 10), 0.9) == 3.0
+    assert rf.mass_radius(erf, (10, 10), 9 / 49) == 1.0  # the inner 3x3 holds 9 of 49
+    assert rf.mass_radius(np.zeros((3, 3)), (1, 1)) == 0.0
