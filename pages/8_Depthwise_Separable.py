@@ -52,6 +52,10 @@ table = [
      f"{r.separable_macs:,} {lab.check_mark(r.separable_macs == r.separable_macs_formula)}"),
 ]
 rows = [{tr(f"labs.sep.col.{name}"): value for name, value in zip(COLUMNS, values)} for values in table]
+if measure:
+    times = [f"{r.standard_ms:.3f} ms", "", "", f"{r.separable_ms:.3f} ms"]
+    for row, text in zip(rows, times):
+        row[tr("labs.sep.col.time")] = text
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 m1, m2, m3, m4 = st.columns(4)

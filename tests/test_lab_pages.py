@@ -37,6 +37,12 @@ def no_problems(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def i18n_t(key: str, lang: str) -> str:
+    from segdemo import i18n
+
+    return i18n.t(key, lang)
+
+
 def metric(at: AppTest, label_key: str, lang: str) -> str:
     from segdemo import i18n
 
@@ -134,6 +140,10 @@ def test_separable_page_counts_match_modules(lang: str) -> None:
     assert params[0] == f"{report.standard_params:,} ✅"
     assert params[3] == f"{report.separable_params:,} ✅"
     assert report.standard_params == 3 * 5 * 32 * 256 and report.separable_params == 3 * 5 * 32 + 32 * 256
+    at.toggle(key="sep_measure").set_value(True).run()
+    no_problems(at)
+    times = list(at.dataframe[0].value[i18n_t("labs.sep.col.time", lang)])
+    assert times[0].endswith(" ms") and times[3].endswith(" ms") and float(times[0].split()[0]) > 0
 
 
 def test_lab_catalogues_have_the_same_keys() -> None:
