@@ -20,9 +20,8 @@ label_set = entry.label_set
 pred = ui.predict_cached(image, settings)
 ui.timing_caption(pred)
 
-st.session_state.setdefault("segment_view", "overlay")
-view = st.radio(tr("segment.view"), render.VIEWS, key="segment_view", horizontal=True,
-                format_func=ui.options_formatter("segment.view."))
+view = ui.stable_choice(st.radio, tr("segment.view"), render.VIEWS, "segment_view", horizontal=True,
+                        format_func=ui.options_formatter("segment.view."))
 
 areas = render.class_areas(pred.labels, label_set.num_classes)
 left, right = st.columns([3, 2])

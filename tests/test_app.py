@@ -39,11 +39,11 @@ def test_segment_upload_then_settings_never_rerun_the_model(clear_streamlit_cach
     at.sidebar.slider(key="opacity").set_value(0.9).run()
     at.sidebar.checkbox(key="outline").check().run()
     for view in ("mask", "side_by_side", "confidence", "entropy", "overlay"):
-        at.radio(key="segment_view").set_value(view).run()
+        at.radio(key="segment_view@en").set_value(view).run()
         assert not at.exception, view
     class_boxes[0].uncheck().run()
     assert inference.forward_pass_count() == passes, "display settings must not re-run the model"
-    at.sidebar.selectbox(key="inference_size").set_value(320).run()
+    at.sidebar.selectbox(key="inference_size@en").set_value(320).run()
     assert inference.forward_pass_count() == passes + 1, "a new inference size does need a new run"
 
 

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -73,6 +73,42 @@ def options_formatter(prefix: str) -> Callable[[object], str]:
     """
     lang = st.session_state.get("lang", i18n.DEFAULT_LANGUAGE)
     return lambda value: i18n.t(f"{prefix}{value}", lang)
+
+
+def _current_lang() -> str:
+    return st.session_state.get("lang", i18n.DEFAULT_LANGUAGE)
+
+
+def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
+                  format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
+    """A radio or selectbox whose choice survives a change of language.
+
+    Streamlit (1.67) sends back the *displayed* text of the chosen option; after
+    a language switch that text is in no option any more and the choice is lost
+    (the browser even shows nothing selected). So the widget's key carries the
+    language (one widget per language) and the choice itself is kept under
+    ``key``; a widget met for the first time in a language is seeded from it.
+    Change a choice from code with :func:`set_choice`.
+    """
+    options = list(options)
+    widget_key = f"{key}@{_current_lang()}"
+    seeded: dict[str, str] = st.session_state.setdefault("_choice_lang", {})
+    if seeded.get(key) == _current_lang() and st.session_state.get(widget_key) in options:
+        st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
+    else:
+        value = st.session_state.get(key)
+        st.session_state[widget_key] = value if value in options else options[0]
+        seeded[key] = _current_lang()
+    chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
+    st.session_state[key] = chosen
+    return chosen
+
+
+def set_choice(key: str, value: Any) -> None:
+    """Set a :func:`stable_choice` from code (in a callback or before the widget exists)."""
+    st.session_state[key] = value
+    if st.session_state.get("_choice_lang", {}).get(key) == _current_lang():
+        st.session_state[f"{key}@{_current_lang()}"] = value
 
 
 def class_label(label_set_key: str, class_index: int) -> str:
@@ -213,11 +249,8 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     model_name = _default_model().name
     if show_model:
         model_name = _model_sidebar(model_filter)
-        st.sidebar.selectbox(
-            tr("sidebar.inference_size"), INFERENCE_SIZES, key="inference_size",
-            format_func=_inference_size_formatter(),
-            help=tr("sidebar.inference_size_help"),
-        )
+        stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, "inference_size",
+                      format_func=_inference_size_formatter(), help=tr("sidebar.inference_size_help"))
     if show_overlay:
         st.sidebar.subheader(tr("sidebar.overlay_header"))
         st.sidebar.slider(tr("sidebar.opacity"), 0.0, 1.0, step=0.05, key="opacity")
@@ -441,7 +474,7 @@ def load_sample(path: Path) -> InputImage:
 
 
 __all__ = [
-    "Settings", "tr", "options_formatter", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
+    "Settings", "tr", "options_formatter", "stable_choice", "set_choice", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
     "choose_image", "swatch_legend", "to_display", "timing_caption", "show_image_notes",
     "show_weights_missing", "load_sample", "load_image_file",
 ]

@@ -24,7 +24,7 @@ from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, GroundTruth, 
 from segdemo.images import ImageError, InputImage, decode_image, digest_bytes
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
 from segdemo.labels import LABEL_SETS, LabelSet
-from segdemo.ui import options_formatter, swatch_legend, to_display, tr
+from segdemo.ui import options_formatter, set_choice, stable_choice, swatch_legend, to_display, tr
 
 
 def _lang() -> str:
@@ -105,38 +105,6 @@ def downloads(result: BatchResult, stem: str, meta: dict[str, object]) -> None:
 
 
 # ---------------------------------------------------------------- settings
-
-
-def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
-                  format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
-    """A radio or selectbox whose choice survives a change of language.
-
-    Streamlit (1.67) sends back the *displayed* text of the chosen option; after
-    a language switch that text is in no option any more and the choice is lost
-    (the browser even shows nothing selected). So the widget's key carries the
-    language (one widget per language) and the choice itself is kept under
-    ``key``; a widget met for the first time in a language is seeded from it.
-    Change a choice from code with :func:`set_choice`.
-    """
-    options = list(options)
-    widget_key = f"{key}@{_lang()}"
-    seeded: dict[str, str] = st.session_state.setdefault("_eval_choice_lang", {})
-    if seeded.get(key) == _lang() and st.session_state.get(widget_key) in options:
-        st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
-    else:
-        value = st.session_state.get(key)
-        st.session_state[widget_key] = value if value in options else options[0]
-        seeded[key] = _lang()
-    chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
-    st.session_state[key] = chosen
-    return chosen
-
-
-def set_choice(key: str, value: Any) -> None:
-    """Set a :func:`stable_choice` from code (in a callback or before the widget exists)."""
-    st.session_state[key] = value
-    if st.session_state.get("_eval_choice_lang", {}).get(key) == _lang():
-        st.session_state[f"{key}@{_lang()}"] = value
 
 
 def _label_set_key(value: object, default: str = "voc") -> str:
