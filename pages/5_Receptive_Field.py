@@ -32,8 +32,8 @@ with tab_stack:
               r"\qquad (r_0 = 1,\; j_0 = 1)")
     st.caption(tr("labs.rf.symbols"))
     st.session_state.setdefault("rf_preset", "context_module")
-    preset = st.selectbox(tr("labs.rf.preset"), list(rf.PRESETS), key="rf_preset",
-                          format_func=lab.labeler("labs.rf.preset."))
+    preset = ui.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), "rf_preset",
+                              format_func=ui.options_formatter("labs.rf.preset."))
     st.caption(tr(f"labs.rf.preset_note.{preset}"))
     edited = st.data_editor(
         pd.DataFrame(rf.layers_to_rows(rf.PRESETS[preset])),

@@ -97,8 +97,8 @@ with tab_2d:
     if not np.isfinite(grid).all():
         st.error(tr("labs.bi.grid_error"))
         grid = np.nan_to_num(grid, nan=0.0)
-    how = st.radio(tr("labs.bi.pick"), ["resize", "point"], key=f"bi_pick_{settings.lang}", horizontal=True,
-                   format_func=lab.labeler("labs.bi.pick."))
+    how = ui.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], "bi_pick", horizontal=True,
+                         format_func=ui.options_formatter("labs.bi.pick."))
     if how == "point":
         c1, c2 = st.columns(2)
         py = c1.slider("y", 0.0, float(grid.shape[0] - 1), 1.3, 0.05, key="bi_py")
@@ -222,8 +222,8 @@ with tab_model:
 with tab_checker:
     st.markdown(tr("labs.bi.checker_intro"))
     # The key carries the language: a radio whose labels change keeps no visible selection.
-    weights_kind = st.radio(tr("labs.bi.weights"), ["ones", "random"], key=f"bi_checker_weights_{settings.lang}",
-                            horizontal=True, format_func=lab.labeler("labs.bi.weights."))
+    weights_kind = ui.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], "bi_checker_weights",
+                                    horizontal=True, format_func=ui.options_formatter("labs.bi.weights."))
     patterns = {
         "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
         "k4s2": up.transposed_pattern(4, 2, 6, weights_kind),

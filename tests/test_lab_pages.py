@@ -57,7 +57,7 @@ def test_receptive_field_numbers_are_the_real_ones(lang: str) -> None:
     r, _ = rf.theoretical_rf(rf.PRESETS["context_module"])
     assert metric(at, "labs.rf.metric.theory", lang) == f"{r} × {r}"
     assert metric(at, "labs.rf.metric.autograd", lang) == f"{r} × {r}"
-    at.selectbox(key="rf_preset").set_value("gridding_2_2_2").run()
+    at.selectbox(key=f"rf_preset@{lang}").set_value("gridding_2_2_2").run()
     no_problems(at)
     assert metric(at, "labs.rf.metric.holes", lang) == f"{rf.exact_rf(rf.PRESETS['gridding_2_2_2']).holes:,}"
     assert any("gridding" in i.value or "그리딩" in i.value for i in at.info)
@@ -93,9 +93,9 @@ def test_bilinear_page_formula_equals_f_interpolate(lang: str) -> None:
     for align in (False, True):
         value = ip.torch_bilinear(grid, (7, 7), align)[3, 1]
         assert any(f"{value:.4g}" in m for m in marks)
-    at.radio(key=f"bi_pick_{lang}").set_value("point").run()
+    at.radio(key=f"bi_pick@{lang}").set_value("point").run()
     no_problems(at)
-    at.radio(key=f"bi_checker_weights_{lang}").set_value("random").run()
+    at.radio(key=f"bi_checker_weights@{lang}").set_value("random").run()
     no_problems(at)
 
 

@@ -84,19 +84,3 @@ def session_cache(name: str, key: tuple[Any, ...], compute: Any, max_entries: in
 def latex(expr: str) -> None:
     """A formula, centred."""
     st.latex(expr)
-
-
-def labeler(prefix: str, suffixes: dict[Any, str] | None = None) -> Any:
-    """A ``format_func`` giving ``tr(prefix + str(option))`` in the *current* language.
-
-    The language is captured now: Streamlit may call format functions outside
-    the script run (AppTest does), where the session's language is not readable.
-    """
-    lang = st.session_state.get("lang", "ko")
-    from segdemo import i18n
-
-    def fmt(option: Any) -> str:
-        text = i18n.t(prefix + str(option), lang)
-        return text + (suffixes or {}).get(option, "")
-
-    return fmt
