@@ -14,19 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segdemo.errors import UserError
+
 # Phones take 12-50 MP photos; 60 MP is generous but rejects decompression bombs
 # (a tiny PNG declaring 20000x20000 = 400 MP) before any pixel is decoded.
 MAX_PIXELS = 60_000_000
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An image that cannot be used; ``key`` names the catalogue message."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(f"{key} {values}")
-        self.key = key
-        self.values = values
 
 
 @dataclass

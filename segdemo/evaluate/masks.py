@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segdemo import render
+from segdemo.errors import UserError
 from segdemo.labels import LabelSet
 
 # Same bound as segdemo.images: rejects decompression bombs before decoding.
@@ -32,13 +33,8 @@ class Notice:
     level: str = "info"  # "info", "warning" or "error"
 
 
-class MaskError(ValueError):
+class MaskError(UserError):
     """A mask that cannot be used at all; ``key`` names the catalogue message."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(f"{key} {values}")
-        self.key = key
-        self.values = values
 
 
 @dataclass
