@@ -420,6 +420,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         in_tile = recipe.extra["tile_input"]
         out_tile = recipe.builder_kwargs["tile_output"]
         margin = (in_tile - out_tile) // 2
+        from segdemo.models.unet import valid_output_size
+
+        depth = recipe.builder_kwargs["depth"]
+        if recipe.builder_kwargs.get("padding") == "valid" and valid_output_size(in_tile, depth) != out_tile:
+            raise ValueError(f"tile_input {in_tile} gives {valid_output_size(in_tile, depth)} outputs, "
+                             f"not tile_output {out_tile}")
         imgs, lbls = datasets.load_isbi(ISBI_TRAIN_SLICES)
         from segdemo.models.unet import mirror_pad
 
@@ -454,7 +460,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if (run_dir / "history.json").exists() and start_epoch:
         history = json.loads((run_dir / "history.json").read_text())[:start_epoch]
     train_start = time.monotonic()
-    for epoch in range(start_epoch, args.epochs):
+    stop = min(args.epochs, args.stop_after) if args.stop_after else args.epochs
+    for epoch in range(start_epoch, stop):
         # Every epoch reseeds from (seed, epoch): a resumed run continues identically.
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         torch.manual_seed(args.seed * 1000 + epoch)
@@ -496,6 +503,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                    ckpt_path)
         (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     train_seconds = history[-1]["seconds"] if history else 0.0
+    if stop < args.epochs:
+        print(f"stopped after epoch {stop} of {args.epochs}; continue with --resume", file=sys.stderr)
+        return {}
 
     # ---- store, reload the stored weights, measure, write the card
     weights_path = out_dir / f"{name}.safetensors"
@@ -607,6 +617,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", default=str(config.SHIPPED_MODELS_DIR))
     p.add_argument("--run-dir", default=str(RUNS_DIR), help="checkpoints for --resume")
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/<name>/last.pt")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop after this many epochs (split a long run; continue with --resume)")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--offline-default", action="store_true", help="mark as the app's offline default model")
     p.set_defaults(func=_cmd_train)
