@@ -134,14 +134,16 @@ class _Clock:
     """Stage timer: ``lap(name)`` records the time since the previous lap (synchronising CUDA)."""
 
     def __init__(self, device: str) -> None:
-        self.cuda = device.startswith("cuda")
+        self.device = device
         self.laps: dict[str, float] = {}
         self._sync()
         self.start = self._last = time.perf_counter()
 
     def _sync(self) -> None:
-        if self.cuda:
+        if self.device.startswith("cuda"):
             torch.cuda.synchronize()
+        elif self.device == "mps":
+            torch.mps.synchronize()
 
     def lap(self, name: str) -> None:
         self._sync()
@@ -357,12 +359,12 @@ def run_benchmark(model_names: Sequence[str] | None = None, size: int | None = D
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """The results as a fixed-width text table with per-stage times, ratios and agreement."""
-    header = ("model", "weights", "bare", "whole", "ref", "+seg", "+ref",
+    header = ("model", "weights", "input", "bare", "whole", "ref", "+seg", "+ref",
               "whole/bare", "whole/ref", "norm w/b", "norm w/r", "agree", "goal")
     rows = [header]
     for r in results:
         rows.append((
-            r.model, "RANDOM" if r.random_weights else "trained",
+            r.model, "RANDOM" if r.random_weights else "trained", f"{r.input_size[1]}x{r.input_size[0]}",
             f"{r.bare_ms:.1f}", f"{r.whole_ms:.1f}", f"{r.reference_ms:.1f}",
             f"{r.overhead_ms:.1f}", f"{r.reference_overhead_ms:.1f}",
             f"{r.whole_over_bare:.3f}x", f"{r.whole_over_reference:.3f}x",
@@ -370,7 +372,7 @@ def format_table(results: Sequence[BenchResult]) -> str:
             f"{r.agreement:.4f}", "met" if r.meets_goal else "MISSED",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("")

@@ -120,6 +120,27 @@ def test_reference_labels_follow_torchvision_recipe() -> None:
     assert set(clock.laps) == {"decode", "transforms", "forward", "upsample+argmax", "draw"}
 
 
+def test_segdemo_card_model_runs_with_its_own_preprocessing() -> None:
+    """A model described by a card (here deeplab_slim for CamVid, random weights) is benchmarked too."""
+    from segdemo import weights
+    from segdemo.models import BUILDERS
+
+    torch.set_num_threads(1)
+    kwargs = {"num_classes": 11, "width": "slim", "aspp_channels": 16}
+    entry = registry.ModelEntry(
+        name="bench-test-deeplab-slim", architecture="DeepLab (slim)", backbone="VGG-slim", label_set_key="camvid",
+        build=lambda: BUILDERS["deeplab_slim"](**kwargs),
+        weights=registry.WeightsSpec(filename="absent.safetensors", shipped_path=config.SHIPPED_MODELS_DIR / "absent"),
+        preprocess=registry.Preprocess(resize_size=48), source="segdemo",
+    )
+    model = weights.load_model(entry, allow_random=True)
+    r = bench.bench_model(entry, model, SAMPLE.read_bytes(), SAMPLE.name, size=48, repeats=1, warmup=0)
+    assert r.random_weights and r.input_size == (48, int(48 * 451 / 300))
+    assert r.labels_segdemo.shape == r.labels_reference.shape == (300, 451)
+    assert r.labels_segdemo.max() < 11 and r.labels_reference.max() < 11
+    assert r.agreement == pytest.approx(np.mean(r.labels_segdemo == r.labels_reference))
+
+
 def test_reference_transforms_for_shipped_card_model() -> None:
     """segdemo's own models: the card's mean/std (and grayscale) drive the reference transforms."""
     from dataclasses import replace
