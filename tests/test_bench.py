@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from segdemo import bench, config, registry
-from segdemo.labels import get_label_set
 
 TINY_MODEL = "lraspp_mobilenet_v3_large"  # the smallest torchvision model
 TINY_SIZE = 64
