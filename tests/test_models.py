@@ -168,6 +168,20 @@ def test_published_vgg16_fcn_state_dict_loads_into_full_width(stride: int) -> No
     # (a forward pass in the Caffe geometry is checked on the slim width, which is fast)
 
 
+def test_published_checkpoint_wrappers_are_mapped(tmp_path) -> None:
+    """A checkpoint saved as {"model_state_dict": {"module.conv1_1.weight": ...}} loads by key mapping."""
+    from segdemo.models.fcn import load_published_fcn, published_state_dict
+
+    src = FCN(num_classes=21, stride=8, width="slim", geometry="caffe")
+    wrapped = {"epoch": 3, "model_state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}
+    path = tmp_path / "fcn8s_from_caffe.pth"
+    torch.save(wrapped, path)
+    loaded = load_published_fcn(str(path), stride=8, width="slim")
+    for k, v in src.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    assert set(published_state_dict(published_vgg16_fcn_state_dict(8))) == set(published_vgg16_fcn_state_dict(8))
+
+
 def test_builders_registered() -> None:
     assert {"fcn32s", "fcn16s", "fcn8s", "unet", "deeplab_slim"} <= set(BUILDERS)
 

@@ -269,3 +269,42 @@ def score_grid_shape(stride: int, height: int, width: int) -> tuple[int, int]:
 def upsample_like(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bilinear resize of logits to ``(height, width)`` (half-pixel aligned)."""
     return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def published_state_dict(raw: dict[str, object]) -> dict[str, torch.Tensor]:
+    """Map a published VGG16-FCN checkpoint onto :class:`FCN`'s keys.
+
+    Accepts the PyTorch conversions of the Caffe models as they are stored: a bare
+    state dict, or one wrapped under ``model_state_dict`` / ``state_dict``, with or
+    without a ``module.`` prefix (DataParallel). Keys are otherwise identical.
+    """
+    for wrapper in ("model_state_dict", "state_dict"):
+        if wrapper in raw and isinstance(raw[wrapper], dict):
+            raw = raw[wrapper]  # type: ignore[assignment]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in raw.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        out[key[len("module."):] if key.startswith("module.") else key] = value
+    return out
+
+
+def load_published_fcn(path: str, stride: int, num_classes: int = 21, width: Width = "full") -> FCN:
+    """A full-width FCN in the Caffe geometry with published weights from ``path``.
+
+    ``.safetensors`` files are read with safetensors, anything else with
+    ``torch.load(weights_only=True)``. The Caffe models expect BGR input in 0..255
+    minus the mean (104.01, 116.67, 122.68); see :data:`CAFFE_BGR_MEAN`.
+    """
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        raw: dict[str, object] = dict(load_file(str(path)))
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    model = FCN(num_classes=num_classes, stride=stride, width=width, geometry="caffe")
+    model.load_state_dict(published_state_dict(raw), strict=True)
+    return model.eval()
+
+
+CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
