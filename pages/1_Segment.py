@@ -28,14 +28,7 @@ left, right = st.columns([3, 2])
 with right:
     st.subheader(tr("segment.classes"))
     st.caption(tr("segment.classes_help"))
-    hidden = set()
-    for cls, pixels, share in areas:
-        key = f"show_{label_set.key}_{cls}"
-        st.session_state.setdefault(key, cls != label_set.background_index)
-        if not st.checkbox(f"{ui.class_label(label_set.key, cls)} — {tr('segment.share', share=share, pixels=pixels)}",
-                           key=key):
-            hidden.add(cls)
-    ui.swatch_legend([(label_set.colors[c], ui.class_label(label_set.key, c), f"{s:.1%}") for c, _, s in areas])
+    hidden = ui.class_legend_toggles(label_set, areas)
 
 maps = {"confidence": pred.confidence, "entropy": pred.entropy} if view in ("confidence", "entropy") else {}
 composed = render.compose_view(view, image.rgb, pred.labels, label_set, settings.opacity, hidden,

@@ -172,12 +172,18 @@ def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, d
     # MPS lacks antialiased resizing: prepare on the CPU there, on the target device elsewhere.
     work_device = "cpu" if device == "mps" else device
     x = torch.from_numpy(np.ascontiguousarray(rgb)).to(work_device).permute(2, 0, 1)[None]
+    h, w = network_input_size(rgb.shape[:2], inference_size)
+    resize = (h, w) != tuple(rgb.shape[:2])
+    if resize and h < rgb.shape[0] and x.device.type == "cpu":
+        # Shrinking a photo: the uint8 antialiased kernel (like PIL's resize in the
+        # reference recipe) is about 20x faster on the CPU than resizing floats.
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        resize = False
     x = x.float().div_(255)
     if pre.grayscale:
         # ITU-R 601 luma, as Pillow's convert("L") computes it
         x = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    h, w = network_input_size(rgb.shape[:2], inference_size)
-    if (h, w) != tuple(rgb.shape[:2]):
+    if resize:
         # Antialiasing matters only when shrinking (as PIL's resize in the reference recipe).
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False,
                           antialias=h < rgb.shape[0])
@@ -192,8 +198,11 @@ def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, d
 
 
 def _sync(device: str) -> None:
+    # GPU work is asynchronous: wait for it so each stage's time is its own.
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
 
 
 def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from segdemo import inference, registry, weights
 from segdemo.inference import network_input_size, pixel_probabilities, predict, upsampled_labels
+
+REPO_SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
 
 def reference_upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -136,3 +140,19 @@ def test_concurrent_sessions_share_one_model_safely():
         parallel = list(pool.map(lambda im: predict(model, entry, im, 96).labels, images))
     for a, b in zip(sequential, parallel):
         np.testing.assert_array_equal(a, b)
+
+
+def test_shrinking_matches_pil_resize_of_the_reference_recipe():
+    """Photos are shrunk with the uint8 antialiased kernel; it agrees with PIL's bilinear resize."""
+    from PIL import Image
+
+    entry = registry.get("lraspp_mobilenet_v3_large")
+    rgb = np.asarray(Image.open(REPO_SAMPLES / "coffee.jpg").convert("RGB"))  # 400x600
+    x, (h, w) = inference.preprocess(rgb, entry, 200, "cpu")
+    assert (h, w) == (200, 300)
+    mean = torch.tensor(entry.preprocess.mean)[:, None, None]
+    std = torch.tensor(entry.preprocess.std)[:, None, None]
+    ours = (x[0] * std + mean) * 255
+    pil = torch.from_numpy(np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR)))
+    diff = (ours - pil.permute(2, 0, 1).float()).abs()
+    assert diff.mean() < 0.75 and diff.max() <= 3.0, (diff.mean(), diff.max())

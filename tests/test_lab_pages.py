@@ -80,15 +80,15 @@ def test_dilated_vs_standard_table_matches_modules() -> None:
     table = next(d.value for d in at.dataframe if "Parameters (module)" in d.value.columns)
     assert list(table["Parameters (module)"]) == [f"{c.params:,}" for c in costs]
     assert list(table["MACs (PyTorch counter)"]) == [f"{c.macs:,}" for c in costs]
-    assert all("✅" in v for v in table["MACs (formula)"])
+    assert all("✓" in v for v in table["MACs (formula)"])
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_bilinear_page_formula_equals_f_interpolate(lang: str) -> None:
     at = run("bi", lang)
     no_problems(at)
-    marks = [m.value for m in at.markdown if m.value.startswith(("✅", "❌")) and "PyTorch" in m.value]
-    assert len(marks) == 3 and all(m.startswith("✅") for m in marks)  # 1-D + both align_corners
+    marks = [m.value for m in at.markdown if m.value.startswith(("✓", "✗")) and "PyTorch" in m.value]
+    assert len(marks) == 3 and all(m.startswith("✓") for m in marks)  # 1-D + both align_corners
     grid = np.array([[10, 20, 30, 40], [20, 60, 20, 10], [40, 10, 80, 30], [0, 30, 50, 90]], dtype=float)
     for align in (False, True):
         value = ip.torch_bilinear(grid, (7, 7), align)[3, 1]
@@ -118,8 +118,8 @@ def test_upsampling_a_registry_model() -> None:
 def test_fc_vs_conv_page(lang: str) -> None:
     at = run("fc", lang)
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.success) >= 3 and all("✅" in (s.icon or "") + s.value for s in at.success)
-    assert not any("❌" in (s.icon or "") + s.value for s in at.success)
+    assert len(at.success) >= 3 and all("✓" in (s.icon or "") + s.value for s in at.success)
+    assert not any("✗" in (s.icon or "") + s.value for s in at.success)
     at.slider(key="fc_vgg_size").set_value(128).run()
     assert not at.exception
     at.number_input(key="fc_pw_n").set_value(7).run()
@@ -137,8 +137,8 @@ def test_separable_page_counts_match_modules(lang: str) -> None:
     report = sep.separable_report(3, 5, 32, 256, 32, 32)
     table = at.dataframe[0].value
     params = list(table["sum(p.numel())"])
-    assert params[0] == f"{report.standard_params:,} ✅"
-    assert params[3] == f"{report.separable_params:,} ✅"
+    assert params[0] == f"{report.standard_params:,} ✓"
+    assert params[3] == f"{report.separable_params:,} ✓"
     assert report.standard_params == 3 * 5 * 32 * 256 and report.separable_params == 3 * 5 * 32 + 32 * 256
     at.toggle(key="sep_measure").set_value(True).run()
     no_problems(at)
@@ -166,12 +166,18 @@ class _RejectsEverySize(torch.nn.Module):
 
 
 @pytest.mark.parametrize("page,key", [("rf", "rf_samples"), ("bi", "bi_samples")])
-def test_model_errors_become_messages(page: str, key: str) -> None:
+def test_model_errors_become_messages(page: str, key: str, tmp_path) -> None:
+    from safetensors.torch import save_file
+
     from segdemo import registry
 
+    # Real weights on disk, so the lab uses this model rather than another one that has weights.
+    weights_file = tmp_path / "test-rejects.safetensors"
+    save_file(_RejectsEverySize().state_dict(), str(weights_file))
     registry.register(registry.ModelEntry(
         name="test-rejects", architecture="TestNet", backbone="rejects", label_set_key="isbi",
-        build=_RejectsEverySize, weights=registry.WeightsSpec(filename="test-rejects.safetensors"),
+        build=_RejectsEverySize,
+        weights=registry.WeightsSpec(filename=weights_file.name, shipped_path=weights_file),
         source="segdemo"))
     try:
         at = AppTest.from_file(str(PAGES[page]), default_timeout=240)
@@ -210,7 +216,7 @@ def test_fc_page_with_an_uploaded_image() -> None:
     cat = (REPO / "assets" / "samples" / "cat.jpg").read_bytes()
     at.file_uploader(key="fc_uploader").set_value(("cat.jpg", cat, "image/jpeg")).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(at.success) >= 3 and all("✅" in (s.icon or "") + s.value for s in at.success)
+    assert len(at.success) >= 3 and all("✓" in (s.icon or "") + s.value for s in at.success)
     at.file_uploader(key="fc_uploader").set_value(("broken.jpg", b"not an image", "image/jpeg")).run()
     assert not at.exception
     assert any("broken.jpg" in e.value for e in at.error)  # the page says which file, and keeps working

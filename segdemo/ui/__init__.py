@@ -22,7 +22,7 @@ import torch
 from segdemo import config, devices, i18n, registry, samples, weights
 from segdemo.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, load_image_file
 from segdemo.inference import Prediction, predict_with_cpu_fallback
-from segdemo.labels import get_label_set
+from segdemo.labels import LabelSet, get_label_set
 from segdemo.registry import ModelEntry
 
 INFERENCE_SIZES = (320, 520, 0)  # 0 = the original size
@@ -176,7 +176,7 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
                               source=entry.metrics_source))
     path = weights.locate(entry)
     if entry.source == "segdemo":
-        st.sidebar.caption("✅ " + tr("sidebar.offline_badge"))
+        st.sidebar.caption("✓ " + tr("sidebar.offline_badge"))
     elif path is None:
         st.sidebar.caption(tr("sidebar.weights_missing", size=_size_text(entry)))
     _own_checkpoint_widget(entry)
@@ -215,7 +215,7 @@ def page_links(container: Any) -> None:
 
     for path, key in existing_pages():
         try:
-            container.page_link(path, label=tr(key).split(" — ")[0])  # the short part of the title
+            container.page_link(path, label=tr(key.replace("page.", "nav.", 1)))
         except StreamlitPageNotFoundError:
             # A page run on its own (AppTest, a deep link in tests) has no page registry.
             return
@@ -353,6 +353,8 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
     cache: OrderedDict = st.session_state.setdefault("_predictions", OrderedDict())
     if key in cache:
         cache.move_to_end(key)
+        if key[2] == "random":  # say it on every rerun, not only when the model loads
+            st.warning(tr("model.random_weights", name=entry.display_name))
         return cache[key]
     model = get_model(name, settings)
     pred, fell_back = predict_with_cpu_fallback(
@@ -458,6 +460,26 @@ def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]]) -> None:
                 unsafe_allow_html=True)
 
 
+def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]], key: str = "show") -> set[int]:
+    """The legend and the show/hide switches in one list: colour, class, pixel share.
+
+    ``areas`` is :func:`segdemo.render.class_areas`' output (largest first).
+    Background starts hidden so the photo is not darkened. Returns the hidden classes.
+    """
+    hidden: set[int] = set()
+    for cls, pixels, share in areas:
+        widget_key = f"{key}_{label_set.key}_{cls}"
+        st.session_state.setdefault(widget_key, cls != label_set.background_index)
+        swatch, toggle = st.columns([1, 11], vertical_alignment="center")
+        swatch.markdown(
+            f'<div style="width:1.6em;height:1.2em;border:1px solid #444;background:rgb{tuple(label_set.colors[cls])}">'
+            "</div>", unsafe_allow_html=True)
+        label = f"**{class_label(label_set.key, cls)}** — {tr('segment.share', share=share, pixels=pixels)}"
+        if not toggle.checkbox(label, key=widget_key):
+            hidden.add(cls)
+    return hidden
+
+
 def to_display(rgb: np.ndarray, max_side: int = 1280) -> np.ndarray:
     """Downscale for the browser: encoding full-size images on every rerun is slow."""
     from segdemo.images import downscale_for_display
@@ -475,6 +497,6 @@ def load_sample(path: Path) -> InputImage:
 
 __all__ = [
     "Settings", "tr", "options_formatter", "stable_choice", "set_choice", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
-    "choose_image", "swatch_legend", "to_display", "timing_caption", "show_image_notes",
+    "choose_image", "swatch_legend", "class_legend_toggles", "to_display", "timing_caption", "show_image_notes",
     "show_weights_missing", "load_sample", "load_image_file",
 ]

@@ -19,8 +19,8 @@ GRADIENT_LOCK = threading.Lock()
 
 
 def check_mark(ok: bool) -> str:
-    """✅ when a displayed number equals PyTorch's, ❌ otherwise."""
-    return "✅" if ok else "❌"
+    """✓ when a displayed number equals PyTorch's, ✗ otherwise (plain glyphs: no emoji font needed)."""
+    return "✓" if ok else "✗"
 
 
 def lab_model_entry(settings: Settings) -> ModelEntry | None:
