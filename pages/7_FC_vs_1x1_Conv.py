@@ -79,7 +79,7 @@ with tab_vgg:
     st.subheader(tr("labs.fc.larger_title"))
     size = st.slider(tr("labs.fc.input_size"), 40, 256, 96, 8, key="fc_vgg_size")
     big = fc_conv.compare_vgg(model, to_tensor(rgb, (size, size)))
-    st.warning("❌ " + tr("labs.fc.fc_fails", size=size, error=big.fc_error or "—"))
+    st.warning("✗ " + tr("labs.fc.fc_fails", size=size, error=big.fc_error or "—"))
     h, w = big.conv_scores.shape[-2:]
     cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key="fc_vgg_class")
     left, right = st.columns(2)
