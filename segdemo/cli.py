@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "segdemo.train",
     "segdemo.eval_cli",
     "segdemo.concepts.commands",
+    "segdemo.bench",
 )
 
 
