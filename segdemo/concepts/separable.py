@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 from segdemo.concepts.receptive_field import measure_macs
 
@@ -80,6 +79,8 @@ class SeparableReport:
 
 def time_module(module: nn.Module, x: torch.Tensor, min_run_time: float = 0.2) -> float:
     """Median milliseconds per call by ``torch.utils.benchmark`` (syncs CUDA, 1 CPU thread)."""
+    from torch.utils import benchmark  # imported here: it pulls in the C++ extension loader
+
     with torch.no_grad():
         module(x)  # warm-up (cuDNN/oneDNN pick their algorithm here)
         timer = benchmark.Timer(stmt="module(x)", globals={"module": module, "x": x})
