@@ -65,7 +65,7 @@ else:
                                  help=tr("fcn.mask_upload_help"))
     if mask_file is not None:
         try:
-            gt = decode_mask(mask_file.getvalue(), mask_file.name, CAMVID, image_size=image.size)
+            gt = decode_mask(mask_file.getvalue(), mask_file.name, CAMVID, image_size=image.rgb.shape[:2])
             for note in gt.notices:
                 getattr(st, note.level if note.level in ("info", "warning", "error") else "info")(
                     tr(note.key, **note.values))
@@ -166,8 +166,31 @@ for name in fc.VARIANTS:
     row[tr("fcn.col.val_bf")] = entry.metrics.get("boundary_f1")
     row[tr("fcn.col.paper")] = fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100
     rows.append(row)
+DILATED = "deeplab_slim_camvid"
+has_dilated = DILATED in known
+if has_dilated:
+    d_entry = registry.get(DILATED)
+    ui.get_model(DILATED, settings)
+    d_pred = ui.predict_cached(image, run_settings, DILATED)
+    row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})"}
+    if truth is not None:
+        score = fc.score_against_truth(d_pred.labels, truth)
+        row[tr("fcn.col.image_miou")] = score.miou
+        row[tr("fcn.col.image_bf")] = score.boundary_f1
+    row[tr("fcn.col.val_miou")] = d_entry.metrics.get("miou")
+    row[tr("fcn.col.val_bf")] = d_entry.metrics.get("boundary_f1")
+    row[tr("fcn.col.paper")] = None
+    rows.append(row)
 table = pd.DataFrame(rows)
 st.dataframe(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—"), hide_index=True)
 if truth is None:
     st.info(tr("fcn.no_truth"))
 st.caption(tr("fcn.scores_caption"))
+
+if has_dilated:
+    with st.expander(tr("fcn.dilated_header")):
+        st.markdown(tr("fcn.dilated_intro"))
+        e1, e2 = st.columns(2)
+        e1.image(ui.to_display(views["fcn8s_camvid"]), caption="FCN-8s", width="stretch")
+        e2.image(ui.to_display(render.overlay(rgb, d_pred.labels, CAMVID, settings.opacity)),
+                 caption=d_entry.architecture, width="stretch")

@@ -214,15 +214,18 @@ def _no_exception(at) -> None:
 
 
 def test_fcn_page_default_and_synthetic(app) -> None:
-    _need(list(fc.VARIANTS))
+    _need([*fc.VARIANTS, "deeplab_slim_camvid"])
     at = app("2_FCN_Skip_Comparison.py").run()
     _no_exception(at)
     assert not at.error
-    # the scores table: three variants, CamVid val numbers from the cards, the paper's values
+    # the scores table: three variants (+ the dilated model), val numbers from the cards, the paper's
     df = at.dataframe[0].value
-    assert len(df) == 3
+    assert len(df) == 4
     paper_col = [c for c in df.columns if "2" in c and ("Table" in c or "표" in c)][0]
-    assert list(df[paper_col]) == pytest.approx([0.594, 0.624, 0.627])
+    assert list(df[paper_col][:3]) == pytest.approx([0.594, 0.624, 0.627])
+    val_col = [c for c in df.columns if "CamVid" in c and "mIoU" in c][0]
+    assert list(df[val_col]) == pytest.approx([registry.get(n).metrics["miou"]
+                                               for n in [*fc.VARIANTS, "deeplab_slim_camvid"]])
     at.radio(key="fcn_source").set_value("synthetic").run()
     _no_exception(at)
     assert len(at.dataframe[0].value.columns) == 6  # with ground truth: per-image columns too
@@ -261,7 +264,8 @@ def test_unet_page(app) -> None:
     at.number_input(key="unet_size").set_value(570).run()
     _no_exception(at)
     assert any("572" in e.value for e in at.error)
-    at.number_input(key="unet_size").set_value(572).radio(key="unet_padding").set_value("valid").run()
+    at.number_input(key="unet_size").set_value(572)
+    at.radio(key="unet_padding").set_value("valid").run()
     _no_exception(at)
     shapes = at.dataframe[0].value
     assert shapes.iloc[-1, -1] == "[1, 2, 388, 388]"
