@@ -19,6 +19,7 @@ entry = settings.entry
 label_set = entry.label_set
 pred = ui.predict_cached(image, settings)
 ui.timing_caption(pred)
+st.caption(tr("segment.labelset_note", labels=tr(f"labelset.{label_set.key}")))
 
 view = ui.stable_choice(st.radio, tr("segment.view"), render.VIEWS, "segment_view", horizontal=True,
                         format_func=ui.options_formatter("segment.view."))
