@@ -25,7 +25,8 @@ from segdemo.inference import Prediction, predict_with_cpu_fallback
 from segdemo.labels import LabelSet, get_label_set
 from segdemo.registry import ModelEntry
 
-INFERENCE_SIZES = (320, 520, 0)  # 0 = the original size
+# "native" = the size the model was trained/evaluated at; 0 = the original image size
+INFERENCE_SIZES = ("native", 320, 520, 0)
 
 # (page file relative to the repository root, catalogue key of its title)
 PAGES = (
@@ -133,7 +134,7 @@ def _defaults() -> dict[str, Any]:
         "half": False,
         "arch": default.architecture,
         "backbone": default.backbone,
-        "inference_size": default.preprocess.resize_size or 520,
+        "inference_size": "native",
         "opacity": 0.5,
         "outline": False,
     }
@@ -222,9 +223,17 @@ def page_links(container: Any) -> None:
     container.divider()
 
 
-def _inference_size_formatter() -> Callable[[int], str]:
+def _inference_size_formatter(native: int | None) -> Callable[[object], str]:
     original = tr("sidebar.inference_size_original")
-    return lambda size: original if size == 0 else f"{size} px"
+    native_text = tr("sidebar.inference_size_native", size=f"{native} px" if native else original)
+    return lambda size: native_text if size == "native" else original if size == 0 else f"{size} px"
+
+
+def resolve_inference_size(choice: object, entry: ModelEntry) -> int | None:
+    """The shorter side fed to the network for a size choice (None: the original size)."""
+    if choice == "native":
+        return entry.preprocess.resize_size
+    return int(choice) or None
 
 
 def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None = None,
@@ -250,7 +259,8 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     if show_model:
         model_name = _model_sidebar(model_filter)
         stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, "inference_size",
-                      format_func=_inference_size_formatter(), help=tr("sidebar.inference_size_help"))
+                      format_func=_inference_size_formatter(registry.get(model_name).preprocess.resize_size),
+                      help=tr("sidebar.inference_size_help"))
     if show_overlay:
         st.sidebar.subheader(tr("sidebar.overlay_header"))
         st.sidebar.slider(tr("sidebar.opacity"), 0.0, 1.0, step=0.05, key="opacity")
@@ -261,7 +271,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
         device=st.session_state["device"],
         half=half,
         model_name=model_name,
-        inference_size=st.session_state["inference_size"] or None,
+        inference_size=resolve_inference_size(st.session_state["inference_size"], registry.get(model_name)),
         opacity=float(st.session_state["opacity"]),
         outline=bool(st.session_state["outline"]),
     )
