@@ -220,7 +220,8 @@ class FCN(nn.Module):
 
     def final_upsampler(self) -> nn.ConvTranspose2d:
         """The fixed bilinear layer that brings the fused scores to the image size."""
-        return {32: lambda: self.upscore, 16: lambda: self.upscore16, 8: lambda: self.upscore8}[self.stride]()
+        name = {32: "upscore", 16: "upscore16", 8: "upscore8"}[self.stride]
+        return getattr(self, name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``[N, num_classes, H, W]`` at the input's size."""
