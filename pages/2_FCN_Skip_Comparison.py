@@ -12,7 +12,7 @@ from segdemo import datasets, registry, render, ui
 from segdemo import fcn_compare as fc
 from segdemo.evaluate import MaskError, decode_mask
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.images import InputImage, decode_image
+from segdemo.images import InputImage
 from segdemo.labels import CAMVID
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr

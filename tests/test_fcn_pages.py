@@ -4,7 +4,6 @@ references, and AppTest runs of both pages (no exception, messages for bad input
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from PIL import Image
 
 from segdemo import config, fcn_compare as fc, registry
 from segdemo import unet_tools as ut
-from segdemo.labels import CAMVID, ISBI
+from segdemo.labels import CAMVID
 from segdemo.models.unet import UNet, valid_margin
 
 torch.set_num_threads(1)
