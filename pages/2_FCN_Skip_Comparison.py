@@ -37,8 +37,8 @@ except datasets.DatasetMissingError:
 SOURCES = (["camvid"] if val_files else []) + ["synthetic", "upload"]
 if st.session_state.get("fcn_source") not in SOURCES:
     st.session_state["fcn_source"] = SOURCES[0]
-source = st.radio(tr("fcn.source"), SOURCES, key="fcn_source", horizontal=True,
-                  format_func=ui.options_formatter("fcn.source."))
+source = ui.stable_choice(st.radio, tr("fcn.source"), SOURCES, "fcn_source", horizontal=True,
+                          format_func=ui.options_formatter("fcn.source."))
 if not val_files:
     st.caption(tr("fcn.no_camvid"))
 

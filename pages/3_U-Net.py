@@ -30,15 +30,16 @@ except datasets.DatasetMissingError:
 SOURCES = (["isbi"] if slice_ids else []) + ["synthetic"]
 if st.session_state.get("unet_source") not in SOURCES:
     st.session_state["unet_source"] = SOURCES[0]
-source = st.radio(tr("unet.source"), SOURCES, key="unet_source", horizontal=True,
-                  format_func=ui.options_formatter("unet.source."))
+source = ui.stable_choice(st.radio, tr("unet.source"), SOURCES, "unet_source", horizontal=True,
+                          format_func=ui.options_formatter("unet.source."))
 if not slice_ids:
     st.caption(tr("unet.no_isbi"))
 if source == "isbi":
     default = ISBI_VAL_SLICES[0] if ISBI_VAL_SLICES[0] in slice_ids else slice_ids[0]
-    idx = st.selectbox(tr("unet.slice"), slice_ids, index=slice_ids.index(default), key="unet_slice",
-                       format_func=lambda i: f"{i}" + (f" · {tr('unet.held_out')}" if i in ISBI_VAL_SLICES
-                                                       else f" · {tr('unet.trained_on')}"))
+    held_out, trained_on = tr("unet.held_out"), tr("unet.trained_on")
+    st.session_state.setdefault("unet_slice", default)
+    idx = ui.stable_choice(st.selectbox, tr("unet.slice"), slice_ids, "unet_slice",
+                           format_func=lambda i: f"{i} · {held_out if i in ISBI_VAL_SLICES else trained_on}")
     gray, truth = lab.session_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
 else:
     seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, 0, key="unet_seed")
@@ -79,8 +80,8 @@ with tab_pred:
 with tab_shapes:
     st.markdown(tr("unet.shapes_intro"))
     s1, s2, s3, s4 = st.columns(4)
-    padding = s1.radio(tr("unet.padding"), ["valid", "same"], key="unet_padding",
-                       format_func=ui.options_formatter("unet.padding."))
+    padding = ui.stable_choice(s1.radio, tr("unet.padding"), ["valid", "same"], "unet_padding",
+                               format_func=ui.options_formatter("unet.padding."))
     depth = s2.slider(tr("unet.depth"), 1, 5, 4, key="unet_depth")
     base = s3.selectbox(tr("unet.base"), [64, 32, 16], key="unet_base")
     size = s4.number_input(tr("unet.input_size"), 1, 4096, 572, key="unet_size")

@@ -225,7 +225,7 @@ def test_fcn_page_default_and_synthetic(app) -> None:
     val_col = [c for c in df.columns if "CamVid" in c and "mIoU" in c][0]
     assert list(df[val_col]) == pytest.approx([registry.get(n).metrics["miou"]
                                                for n in [*fc.VARIANTS, "deeplab_slim_camvid"]])
-    at.radio(key="fcn_source").set_value("synthetic").run()
+    at.radio(key="fcn_source@ko").set_value("synthetic").run()
     _no_exception(at)
     assert len(at.dataframe[0].value.columns) == 6  # with ground truth: per-image columns too
     at.slider(key="fcn_zoom").set_value(6.0).run()
@@ -235,7 +235,7 @@ def test_fcn_page_default_and_synthetic(app) -> None:
 def test_fcn_page_upload_with_a_bad_mask(app) -> None:
     _need(list(fc.VARIANTS))
     at = app("2_FCN_Skip_Comparison.py").run()
-    at.radio(key="fcn_source").set_value("upload").run()
+    at.radio(key="fcn_source@ko").set_value("upload").run()
     _no_exception(at)
     rgb, labels = fc.synthetic_street(width=160, height=120, seed=2)
     buf = io.BytesIO()
@@ -264,7 +264,7 @@ def test_unet_page(app) -> None:
     _no_exception(at)
     assert any("572" in e.value for e in at.error)
     at.number_input(key="unet_size").set_value(572)
-    at.radio(key="unet_padding").set_value("valid").run()
+    at.radio(key="unet_padding@ko").set_value("valid").run()
     _no_exception(at)
     shapes = at.dataframe[0].value
     assert shapes.iloc[-1, -1] == "[1, 2, 388, 388]"
