@@ -171,6 +171,8 @@ def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, d
     pre = entry.preprocess
     # MPS lacks antialiased resizing: prepare on the CPU there, on the target device elsewhere.
     work_device = "cpu" if device == "mps" else device
+    if not rgb.flags.writeable:  # torch cannot wrap read-only arrays (e.g. np.asarray of a PIL image)
+        rgb = rgb.copy()
     x = torch.from_numpy(np.ascontiguousarray(rgb)).to(work_device).permute(2, 0, 1)[None]
     h, w = network_input_size(rgb.shape[:2], inference_size)
     resize = (h, w) != tuple(rgb.shape[:2])
