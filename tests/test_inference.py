@@ -153,6 +153,6 @@ def test_shrinking_matches_pil_resize_of_the_reference_recipe():
     mean = torch.tensor(entry.preprocess.mean)[:, None, None]
     std = torch.tensor(entry.preprocess.std)[:, None, None]
     ours = (x[0] * std + mean) * 255
-    pil = torch.from_numpy(np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR)))
+    pil = torch.from_numpy(np.array(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR)))
     diff = (ours - pil.permute(2, 0, 1).float()).abs()
     assert diff.mean() < 0.75 and diff.max() <= 3.0, (diff.mean(), diff.max())
