@@ -130,8 +130,19 @@ def map_upsampled(logits: torch.Tensor, size: tuple[int, int],
 
 
 def _labels(up: torch.Tensor) -> tuple[torch.Tensor]:
-    # max(...).indices is several times faster than argmax on CPU; same result.
-    return (up.max(0).indices,)
+    """Argmax over classes as a running maximum (first maximum wins, as in argmax).
+
+    A loop of elementwise ops over C classes is about twice as fast on the CPU
+    as torch's indexed reduction over the class dimension.
+    """
+    if up.shape[0] > 255:  # labels are stored as uint8
+        return (up.max(0).indices,)
+    best = up[0].clone()
+    labels = torch.zeros(up.shape[1:], dtype=torch.uint8, device=up.device)
+    for c in range(1, up.shape[0]):
+        labels.masked_fill_(up[c] > best, c)
+        torch.maximum(best, up[c], out=best)
+    return (labels,)
 
 
 def _uncertainty(up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
