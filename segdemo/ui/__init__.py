@@ -460,10 +460,11 @@ def choose_image(images: list[InputImage], key: str) -> InputImage:
 
 def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]]) -> None:
     """A legend: colour swatch, class name and a value (e.g. pixel share) per row."""
+    with_values = any(value for _, _, value in rows)
     cells = "".join(
         f'<tr><td><span style="display:inline-block;width:1.4em;height:1.0em;border:1px solid #444;'
         f'background:rgb{tuple(color)}"></span></td><td style="padding:0 0.6em">{html.escape(name)}</td>'
-        f'<td style="text-align:right">{html.escape(value)}</td></tr>'
+        + (f'<td style="text-align:right">{html.escape(value)}</td>' if with_values else "") + "</tr>"
         for color, name, value in rows
     )
     st.markdown(f'<table class="segdemo-legend" style="font-size:1.05rem">{cells}</table>',
