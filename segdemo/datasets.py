@@ -183,8 +183,7 @@ def fetch(url: str, timeout: float = 15.0, chunk: int = 1 << 16) -> bytes:
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise ConnectionError(
             f"Could not reach {url} ({exc}). segdemo needs a network connection for "
-            "this download; alternatively copy the data set into the data directory "
-            f"({config.data_dir()}) by hand."
+            "this download."
         ) from exc
     total = int(response.headers.get("Content-Length") or 0) or None
     buf = io.BytesIO()
@@ -230,7 +229,11 @@ def download(name: str, root: Path | None = None, timeout: float = 15.0) -> Path
     source = SOURCES[name]
     dest = (root or config.data_dir()) / name
     print(f"Downloading {name} from {source.url}\nLicense: {source.license}", file=sys.stderr)
-    archive = fetch(source.url, timeout=timeout)
+    try:
+        archive = fetch(source.url, timeout=timeout)
+    except ConnectionError as exc:
+        raise ConnectionError(f"{exc} Alternatively copy the data set into {dest} by hand "
+                              f"(layout: see `segdemo/datasets.py`).") from exc
     n = extract(archive, source, dest)
     print(f"{n} files written to {dest}", file=sys.stderr)
     return dest
