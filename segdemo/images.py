@@ -77,16 +77,15 @@ def to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes, name: str = "image") -> InputImage:
-    """Decode an uploaded file into an RGB image.
+def open_image(data: bytes, name: str = "image") -> Image.Image:
+    """Open and load an image file (its first frame), refusing what cannot be used.
 
-    Applies EXIF orientation, takes the first frame of animations, converts
-    grayscale, 16-bit, palette, RGBA and CMYK to RGB, and rejects empty, corrupt,
-    non-image and oversized (decompression-bomb) files with an :class:`ImageError`.
+    Empty, oversized (decompression-bomb), non-image and corrupt files raise an
+    :class:`ImageError` with key ``error.image.empty|too_large|not_image|corrupt``.
+    The size is checked from the header, before any pixel is decoded.
     """
     if not data:
         raise ImageError("error.image.empty", name=name)
-    notes: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -95,15 +94,7 @@ def decode_image(data: bytes, name: str = "image") -> InputImage:
             if width * height > MAX_PIXELS:
                 raise ImageError("error.image.too_large", name=name, width=width, height=height,
                                  limit=MAX_PIXELS // 1_000_000)
-            if getattr(img, "n_frames", 1) > 1:
-                notes.append("note.image.first_frame")
-                img.seek(0)
             img.load()
-            exif_orientation = img.getexif().get(0x0112, 1)
-            img = ImageOps.exif_transpose(img)
-            if exif_orientation not in (None, 1):
-                notes.append("note.image.exif_rotated")
-            rgb = to_rgb(img, notes)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -111,6 +102,28 @@ def decode_image(data: bytes, name: str = "image") -> InputImage:
                          limit=MAX_PIXELS // 1_000_000) from None
     except UnidentifiedImageError:
         raise ImageError("error.image.not_image", name=name) from None
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise ImageError("error.image.corrupt", name=name) from None
+    return img
+
+
+def decode_image(data: bytes, name: str = "image") -> InputImage:
+    """Decode an uploaded file into an RGB image.
+
+    Applies EXIF orientation, takes the first frame of animations, converts
+    grayscale, 16-bit, palette, RGBA and CMYK to RGB, and rejects empty, corrupt,
+    non-image and oversized (decompression-bomb) files with an :class:`ImageError`.
+    """
+    img = open_image(data, name)
+    notes: list[str] = []
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append("note.image.first_frame")
+    try:
+        exif_orientation = img.getexif().get(0x0112, 1)
+        img = ImageOps.exif_transpose(img)
+        if exif_orientation not in (None, 1):
+            notes.append("note.image.exif_rotated")
+        rgb = to_rgb(img, notes)
     except (OSError, ValueError, SyntaxError, EOFError):
         raise ImageError("error.image.corrupt", name=name) from None
     # np.array copies: a writable, contiguous array that torch can wrap without warnings

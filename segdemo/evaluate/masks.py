@@ -8,19 +8,16 @@ are in no palette) is recorded as a :class:`Notice` the page and the CLI show.
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from segdemo import render
 from segdemo.errors import UserError
+from segdemo.images import ImageError, open_image
 from segdemo.labels import LabelSet
 
-# Same bound as segdemo.images: rejects decompression bombs before decoding.
-MAX_PIXELS = 60_000_000
 MASK_UPLOAD_TYPES = ("png", "bmp", "tif", "tiff", "gif", "jpg", "jpeg", "webp")
 
 
@@ -103,26 +100,20 @@ def resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return render.resize_labels(np.asarray(labels, dtype=np.int32), (size[1], size[0]))
 
 
+# The image decoder's refusals, in the words of the mask messages.
+_MASK_ERROR_KEYS = {
+    "error.image.empty": "eval.err.mask_empty",
+    "error.image.too_large": "eval.err.mask_too_large",
+    "error.image.not_image": "eval.err.mask_not_image",
+    "error.image.corrupt": "eval.err.mask_corrupt",
+}
+
+
 def _open(data: bytes, name: str) -> Image.Image:
-    if not data:
-        raise MaskError("eval.err.mask_empty", name=name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise MaskError("eval.err.mask_too_large", name=name, width=width, height=height)
-            img.load()
-    except MaskError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MaskError("eval.err.mask_too_large", name=name, width="?", height="?") from None
-    except UnidentifiedImageError:
-        raise MaskError("eval.err.mask_not_image", name=name) from None
-    except (OSError, ValueError, SyntaxError, EOFError):
-        raise MaskError("eval.err.mask_corrupt", name=name) from None
-    return img
+        return open_image(data, name)
+    except ImageError as exc:
+        raise MaskError(_MASK_ERROR_KEYS[exc.key], **exc.values) from None
 
 
 def decode_mask(
