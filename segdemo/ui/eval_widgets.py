@@ -8,7 +8,6 @@ The pure builders (:func:`scores_frame`, :func:`confusion_figure`,
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -295,7 +294,7 @@ def formula_latex(scores: Scores, class_id: int, name: str) -> str:
     safe = name.replace("_", r"\_")
     head = rf"\mathrm{{IoU}}_{{\text{{{safe}}}}} = \frac{{TP}}{{TP + FP + FN}}"
     if f["iou"] is None:
-        return head + rf" = \frac{{0}}{{0 + 0 + 0}}"
+        return head + r" = \frac{0}{0 + 0 + 0}"
     return head + rf" = \frac{{{f['tp']:,}}}{{{f['tp']:,} + {f['fp']:,} + {f['fn']:,}}} = {f['iou']:.4f}".replace(",", "{,}")
 
 
