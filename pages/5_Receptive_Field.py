@@ -214,12 +214,4 @@ def real_image_section(images: list, entry) -> None:
 
 with tab_image:
     st.markdown(tr("labs.rf.image_intro"))
-    images = ui.image_inputs("rf")
-    entry = lab.lab_model_entry(settings)
-    if not images:
-        st.info(tr("input.none"))
-    elif entry is not None:
-        try:
-            real_image_section(images, entry)
-        except (ValueError, RuntimeError) as exc:  # e.g. an input size the network cannot take
-            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
+    lab.model_on_images("rf", settings, real_image_section)

@@ -208,15 +208,7 @@ def model_section(images: list, entry) -> None:
 
 with tab_model:
     st.markdown(tr("labs.bi.model_intro"))
-    images = ui.image_inputs("bi")
-    entry = lab.lab_model_entry(settings)
-    if not images:
-        st.info(tr("input.none"))
-    elif entry is not None:
-        try:
-            model_section(images, entry)
-        except (ValueError, RuntimeError) as exc:  # e.g. an input size the network cannot take
-            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
+    lab.model_on_images("bi", settings, model_section)
 
 # ---------------------------------------------------------------- checkerboard
 with tab_checker:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -12,7 +12,8 @@ import torch
 
 from segdemo import config, registry, weights
 from segdemo.registry import ModelEntry
-from segdemo.ui import Settings, get_model, tr
+from segdemo.images import InputImage
+from segdemo.ui import Settings, get_model, image_inputs, tr
 
 # Gradients through a model shared by all sessions: one at a time.
 GRADIENT_LOCK = threading.Lock()
@@ -84,3 +85,21 @@ def session_cache(name: str, key: tuple[Any, ...], compute: Any, max_entries: in
 def latex(expr: str) -> None:
     """A formula, centred."""
     st.latex(expr)
+
+
+def model_on_images(key: str, settings: Settings,
+                    section: Callable[[list[InputImage], ModelEntry], None]) -> None:
+    """Image inputs, then ``section(images, entry)`` with the lab's model.
+
+    A model that rejects the input (e.g. a size it cannot take) becomes a
+    message; the rest of the page keeps working.
+    """
+    images = image_inputs(key)
+    entry = lab_model_entry(settings)
+    if not images:
+        st.info(tr("input.none"))
+    elif entry is not None:
+        try:
+            section(images, entry)
+        except (ValueError, RuntimeError) as exc:
+            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
