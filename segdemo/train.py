@@ -25,7 +25,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,14 @@ def pick_device(name: str) -> torch.device:
 def build(recipe: Recipe) -> nn.Module:
     """A freshly initialised network for ``recipe``."""
     return BUILDERS[recipe.builder](**recipe.builder_kwargs)
+
+
+def with_unet_base(recipe: Recipe, base: int) -> Recipe:
+    """The U-Net recipe with ``base`` channels in its first level (16 in the shipped recipe)."""
+    if recipe.builder != "unet":
+        raise SystemExit("--unet-base applies to --model unet only")
+    kwargs = {**recipe.builder_kwargs, "base": base}
+    return replace(recipe, builder_kwargs=kwargs, backbone=f"slim ({base} ch), unpadded · ISBI 2012")
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -385,6 +393,8 @@ def load_weights(model: nn.Module, path: Path, strict: bool = True) -> nn.Module
 def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Train per ``args`` and write weights + model card; returns the card."""
     recipe = RECIPES[args.model]
+    if getattr(args, "unet_base", 0):
+        recipe = with_unet_base(recipe, args.unet_base)
     if args.dataset != recipe.dataset:
         raise SystemExit(f"{args.model} is trained on {recipe.dataset}, not {args.dataset}")
     name = args.name or f"{args.model}_{args.dataset}"
@@ -611,6 +621,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default=None, help="parent weights (FCN-32s -> 16s -> 8s)")
     p.add_argument("--init-parent", default=None, choices=sorted(RECIPES),
                    help="the parent's recipe (default: from the file name)")
+    p.add_argument("--unet-base", type=int, default=0, help="U-Net: channels of the first level (0: the recipe's 16)")
     p.add_argument("--isbi-steps", type=int, default=40, help="steps per 'epoch' on ISBI")
     p.add_argument("--eval-every", type=int, default=5, help="quick val mIoU every N epochs (0: never)")
     p.add_argument("--name", default=None, help="output name (default <model>_<dataset>)")

@@ -197,3 +197,14 @@ def test_loaders_read_the_data_dir(data_dir: Path) -> None:
     assert img.shape == (512, 512) and set(np.unique(lbl)) == {0, 1}
     # cell interior (255 in the file) is class 1 and the majority
     assert lbl.mean() > 0.5
+
+
+def test_unet_base_option_changes_only_the_width() -> None:
+    wide = train.with_unet_base(train.RECIPES["unet"], 24)
+    assert wide.builder_kwargs["base"] == 24
+    assert {k: v for k, v in wide.builder_kwargs.items() if k != "base"} == {
+        k: v for k, v in train.RECIPES["unet"].builder_kwargs.items() if k != "base"}
+    assert "24 ch" in wide.backbone
+    assert train.build(wide).widths[0] == 24
+    with pytest.raises(SystemExit):
+        train.with_unet_base(train.RECIPES["fcn8s"], 24)
