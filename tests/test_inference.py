@@ -28,6 +28,19 @@ def test_upsampled_labels_match_interpolate_argmax(size):
     np.testing.assert_array_equal(upsampled_labels(logits, size), expected)
 
 
+@pytest.mark.parametrize("in_size,out_size", [((65, 65), (512, 512)), ((520, 520), (512, 512)),
+                                               ((23, 31), (360, 480)), ((40, 30), (41, 29))])
+def test_upsampled_labels_of_smooth_scores_match_interpolate_argmax(in_size, out_size, monkeypatch):
+    # Smooth scores form regions and boundaries, as a real model's do; also a shrink
+    # (520 -> 512, the benchmark's case) and the banded path for large outputs.
+    torch.manual_seed(3)
+    smooth = F.interpolate(torch.randn(1, 11, 6, 7), size=in_size, mode="bicubic", align_corners=False)[0]
+    expected = reference_upsample(smooth, out_size).argmax(0).numpy()
+    np.testing.assert_array_equal(upsampled_labels(smooth, out_size), expected)
+    monkeypatch.setattr(inference, "_MAX_FULL_RES_ELEMENTS", 11 * out_size[1] * 5)  # bands of 5 rows
+    np.testing.assert_array_equal(upsampled_labels(smooth, out_size), expected)
+
+
 def test_banded_path_matches_full_interpolation(monkeypatch):
     torch.manual_seed(1)
     logits = torch.randn(21, 20, 30)
