@@ -84,25 +84,31 @@ with tab_shapes:
                                format_func=ui.options_formatter("unet.padding."))
     depth = s2.slider(tr("unet.depth"), 1, 5, 4, key="unet_depth")
     base = s3.selectbox(tr("unet.base"), [64, 32, 16], key="unet_base")
-    size = s4.number_input(tr("unet.input_size"), 1, 4096, 572, key="unet_size")
-    net = UNet(base=int(base), depth=int(depth), padding=padding)
-    report = ut.shape_report(net, int(size), int(size))
-    if report.error:
-        st.error(tr("unet.size_error", size=int(size), fix=report.suggestion[0] if report.suggestion else "?"))
-        st.caption(report.error)
-    else:
-        rows = ut.shape_rows(report.shapes)
-        table = pd.DataFrame([{tr("unet.col.stage"): tr(f"unet.stage.{r['stage']}"), tr("unet.col.level"): r["level"],
-                               tr("unet.col.shape"): r["shape"]} for r in rows])
-        st.dataframe(table, hide_index=True, height=min(38 * (len(rows) + 1), 900))
-        out = report.shapes[-1]
-        st.markdown(tr("unet.shapes_summary", inp=int(size), out=out.height,
-                       lost=(int(size) - out.height) // 2 if padding == "valid" else 0))
+    st.session_state.setdefault("unet_size", 572)
+    size = int(s4.number_input(tr("unet.input_size"), 1, 4096, key="unet_size"))
+    net = ut.meta_unet(int(base), int(depth), padding)
+    report = ut.shape_report(net, size, size)
+    shown = size
+    if report.error and report.suggestion:
+        fix = report.suggestion[0]
+        st.error(tr("unet.size_error", size=size, fix=fix))
+        st.caption(tr(report.reason[0], **report.reason[1]) if report.reason else "")
+        st.button(tr("unet.apply_fix", fix=fix), key="unet_apply_fix",
+                  on_click=lambda f=fix: st.session_state.update(unet_size=f))
+        st.markdown(tr("unet.fixed_shapes", size=size, fix=fix))
+        shown = fix
+    rows = ut.shape_rows(report.shapes)
+    table = pd.DataFrame([{tr("unet.col.stage"): tr(f"unet.stage.{r['stage']}"), tr("unet.col.level"): r["level"],
+                           tr("unet.col.shape"): r["shape"]} for r in rows])
+    st.dataframe(table, hide_index=True, height=min(38 * (len(rows) + 1), 900))
+    out = report.shapes[-1]
+    st.markdown(tr("unet.shapes_summary", inp=shown, out=out.height,
+                   lost=(shown - out.height) // 2 if padding == "valid" else 0))
 
 # ---------------------------------------------------------------- overlap-tile
 with tab_tiles:
     st.markdown(tr("unet.tiles_intro"))
-    tile_net = UNet(base=16, depth=4, padding="valid") if entry is None else ui.get_model(MODEL, settings).net
+    tile_net = ut.meta_unet(16, 4, "valid") if entry is None else ui.get_model(MODEL, settings).net
     choices = [s for s in ut.valid_out_tiles(tile_net, 60, 400)]
     default_tile = 196 if 196 in choices else choices[len(choices) // 2]
     t1, t2 = st.columns(2)

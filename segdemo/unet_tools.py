@@ -78,21 +78,53 @@ def displacement_arrows(flow: torch.Tensor, step: int) -> list[tuple[float, floa
 
 @dataclass(frozen=True)
 class ShapeReport:
-    """Shapes of every stage for a requested input size, or why the size does not fit."""
+    """Shapes of every stage for a requested input size, or why the size does not fit.
+
+    On a bad size, ``reason`` (a catalogue key and its values) says why, ``suggestion``
+    is the mirror-padded size that fits, and ``shapes`` are those of the padded input
+    (the padding fix applied).
+    """
 
     height: int
     width: int
     shapes: list[LevelShape]
     error: str | None = None
     suggestion: tuple[int, int] | None = None
+    reason: tuple[str, dict[str, object]] | None = None
+
+
+def meta_unet(base: int, depth: int, padding: str, in_channels: int = 1, num_classes: int = 2) -> UNet:
+    """A U-Net built on the ``meta`` device: the real layers, no weights allocated or
+    initialised (base 64 and depth 5 would otherwise cost 124M random numbers per rerun)."""
+    with torch.device("meta"):
+        return UNet(in_channels=in_channels, num_classes=num_classes, base=base, depth=depth,
+                    padding=padding)  # type: ignore[arg-type]
+
+
+def _shapes(net: UNet, height: int, width: int) -> list[LevelShape]:
+    if next(net.parameters()).device.type != "meta":
+        return level_shapes(net, height, width)
+    shapes: list[LevelShape] = []
+    with torch.no_grad():
+        net.forward_tile(torch.empty(1, net.down[0][0].in_channels, height, width, device="meta"), shapes=shapes)
+    return shapes
+
+
+def size_reason(net: UNet) -> tuple[str, dict[str, object]]:
+    """Why a size does not fit, as a catalogue key (``unet.size_reason.*``) and its values."""
+    if net.padding == "same":
+        return "unet.size_reason.same", {"depth": net.depth, "multiple": 2**net.depth}
+    return "unet.size_reason.valid", {"depth": net.depth}
 
 
 def shape_report(net: UNet, height: int, width: int) -> ShapeReport:
-    """Run the (shape-only) network for ``height`` x ``width``; on a bad size, the fix."""
+    """Run the (shape-only) network for ``height`` x ``width``; on a bad size, the fix:
+    the shapes after mirror-padding to the nearest size that fits."""
     try:
-        return ShapeReport(height, width, level_shapes(net, height, width))
+        return ShapeReport(height, width, _shapes(net, height, width))
     except UNetSizeError as exc:
-        return ShapeReport(height, width, [], str(exc), exc.suggestion)
+        fixed = _shapes(net, *exc.suggestion) if exc.suggestion else []
+        return ShapeReport(height, width, fixed, str(exc), exc.suggestion, size_reason(net))
 
 
 def shape_rows(shapes: list[LevelShape]) -> list[dict[str, object]]:

@@ -4,6 +4,7 @@ references, and AppTest runs of both pages (no exception, messages for bad input
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from segdemo.models.unet import UNet, valid_margin
 
 torch.set_num_threads(1)
 PAGES = Path(__file__).resolve().parent.parent / "pages"
+HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 # ------------------------------------------------------------------ FCN page logic
@@ -137,6 +139,27 @@ def test_elastic_zero_sigma_is_identity_and_integer_shift_is_a_shift() -> None:
     assert torch.equal(s_lbl[..., :, :-3], lbl[..., :, 3:])
 
 
+def test_warp_matches_scipy_map_coordinates() -> None:
+    """A random elastic field: image bilinear, labels nearest, mirrored at the borders,
+    against scipy's map_coordinates (order 1 / order 0, mode "mirror")."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    img = rng.random((1, 1, 24, 30)).astype(np.float32) * 255
+    lbl = rng.integers(0, 2, (1, 24, 30))
+    flow = ut.elastic_displacement(24, 30, 4.0, 3, torch.Generator().manual_seed(3))
+    w_img, w_lbl = ut.warp(torch.from_numpy(img), torch.from_numpy(lbl), flow)
+    yy, xx = np.mgrid[0:24, 0:30].astype(np.float64)
+    coords = [yy + flow[0, 1].double().numpy(), xx + flow[0, 0].double().numpy()]
+    ref_img = ndimage.map_coordinates(img[0, 0].astype(np.float64), coords, order=1, mode="mirror")
+    np.testing.assert_allclose(w_img[0, 0].numpy(), ref_img, atol=0.05)
+    ref_lbl = ndimage.map_coordinates(lbl[0].astype(np.float64), coords, order=0, mode="mirror")
+    frac = np.abs(np.concatenate(coords) % 1 - 0.5)
+    assert frac.min() > 1e-4  # no sample sits exactly half-way, where the two roundings may differ
+    np.testing.assert_array_equal(w_lbl[0].numpy(), ref_lbl)
+    assert float(flow.abs().max()) > 2  # the field really moves pixels
+
+
 def test_elastic_field_statistics_follow_sigma() -> None:
     gen = torch.Generator().manual_seed(0)
     flows = ut.elastic_displacement(64, 64, 10.0, 3, gen, n=400)
@@ -170,11 +193,31 @@ def test_valid_out_tiles_are_valid() -> None:
         assert valid_output_size(t + 2 * valid_margin(4), 4) == t
 
 
-def test_shape_report_explains_bad_sizes() -> None:
-    report = ut.shape_report(UNet(base=64, depth=4, padding="valid"), 570, 570)
-    assert report.error and report.suggestion == (572, 572) and not report.shapes
-    ok = ut.shape_report(UNet(base=64, depth=4, padding="same"), 512, 512)
-    assert ok.error is None and ok.shapes[-1].height == 512
+def test_shape_report_explains_bad_sizes_and_applies_the_padding_fix() -> None:
+    report = ut.shape_report(ut.meta_unet(64, 4, "valid"), 570, 570)
+    assert report.error and report.suggestion == (572, 572)
+    assert report.reason == ("unet.size_reason.valid", {"depth": 4})
+    # the fix applied: the shapes of the mirror-padded 572x572 input (Figure 1: 572 -> 388)
+    assert report.shapes[0].height == 572 and report.shapes[-1].height == 388
+    same = ut.shape_report(ut.meta_unet(64, 4, "same"), 500, 500)
+    assert same.suggestion == (512, 512) and same.reason == ("unet.size_reason.same", {"depth": 4, "multiple": 16})
+    assert same.shapes[-1].height == 512
+    ok = ut.shape_report(ut.meta_unet(64, 4, "same"), 512, 512)
+    assert ok.error is None and ok.reason is None and ok.shapes[-1].height == 512
+
+
+@pytest.mark.parametrize("padding,size", [("valid", 92), ("same", 48)])
+def test_meta_unet_shapes_equal_a_real_forward(padding: str, size: int) -> None:
+    """The page's weightless (meta) network reports the shapes a real network produces."""
+    meta = ut.meta_unet(4, 3, padding)
+    assert all(p.device.type == "meta" for p in meta.parameters())
+    real = UNet(base=4, depth=3, padding=padding).eval()
+    recorded: list = []
+    with torch.no_grad():
+        out = real.forward_tile(torch.zeros(1, 1, size, size), shapes=recorded)
+    report = ut.shape_report(meta, size, size)
+    assert report.error is None and report.shapes == recorded
+    assert (report.shapes[-1].height, report.shapes[-1].width) == tuple(out.shape[-2:])
 
 
 def test_synthetic_membranes() -> None:
@@ -221,6 +264,7 @@ def test_fcn_page_default_and_synthetic(app) -> None:
     df = at.dataframe[0].value
     assert len(df) == 4
     paper_col = [c for c in df.columns if "2" in c and ("Table" in c or "표" in c)][0]
+    assert list(df.columns).index(paper_col) == 1  # right next to the variant, visible without scrolling
     assert list(df[paper_col][:3]) == pytest.approx([0.594, 0.624, 0.627])
     val_col = [c for c in df.columns if "CamVid" in c and "mIoU" in c][0]
     assert list(df[val_col]) == pytest.approx([registry.get(n).metrics["miou"]
@@ -263,6 +307,19 @@ def test_unet_page(app) -> None:
     at.number_input(key="unet_size").set_value(570).run()
     _no_exception(at)
     assert any("572" in e.value for e in at.error)
+    # the reason is in the page's language (Korean by default), and the padded shapes are shown
+    assert any(HANGUL.search(c.value) for c in at.caption if "풀링" in c.value)
+    assert not any("does not fit" in c.value for c in at.caption)  # not the raw English exception
+    assert at.dataframe[0].value.iloc[0, -1] == "[1, 1, 572, 572]"
+    assert at.dataframe[0].value.iloc[-1, -1] == "[1, 2, 388, 388]"
+    at.radio(key="unet_padding@ko").set_value("same")
+    at.number_input(key="unet_size").set_value(500).run()
+    _no_exception(at)
+    assert any("512" in e.value for e in at.error)
+    assert at.dataframe[0].value.iloc[-1, -1] == "[1, 2, 512, 512]"
+    at.button(key="unet_apply_fix").click().run()  # the padding fix, one click
+    _no_exception(at)
+    assert not at.error and at.number_input(key="unet_size").value == 512
     at.number_input(key="unet_size").set_value(572)
     at.radio(key="unet_padding@ko").set_value("valid").run()
     _no_exception(at)
