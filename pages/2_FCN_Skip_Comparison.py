@@ -157,14 +157,13 @@ st.subheader(tr("fcn.scores"))
 rows = []
 for name in fc.VARIANTS:
     entry = entries[name]
-    row = {tr("fcn.col.variant"): arch(name)}
+    # the paper's number first, next to the cards' CamVid val numbers, then this image's
+    row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
+           tr("fcn.col.val_miou"): entry.metrics.get("miou"), tr("fcn.col.val_bf"): entry.metrics.get("boundary_f1")}
     if truth is not None:
         score = fc.score_against_truth(labels[name], truth)
         row[tr("fcn.col.image_miou")] = score.miou
         row[tr("fcn.col.image_bf")] = score.boundary_f1
-    row[tr("fcn.col.val_miou")] = entry.metrics.get("miou")
-    row[tr("fcn.col.val_bf")] = entry.metrics.get("boundary_f1")
-    row[tr("fcn.col.paper")] = fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100
     rows.append(row)
 DILATED = "deeplab_slim_camvid"
 has_dilated = DILATED in known
@@ -172,14 +171,12 @@ if has_dilated:
     d_entry = registry.get(DILATED)
     ui.get_model(DILATED, settings)
     d_pred = ui.predict_cached(image, run_settings, DILATED)
-    row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})"}
+    row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})", tr("fcn.col.paper"): None,
+           tr("fcn.col.val_miou"): d_entry.metrics.get("miou"), tr("fcn.col.val_bf"): d_entry.metrics.get("boundary_f1")}
     if truth is not None:
         score = fc.score_against_truth(d_pred.labels, truth)
         row[tr("fcn.col.image_miou")] = score.miou
         row[tr("fcn.col.image_bf")] = score.boundary_f1
-    row[tr("fcn.col.val_miou")] = d_entry.metrics.get("miou")
-    row[tr("fcn.col.val_bf")] = d_entry.metrics.get("boundary_f1")
-    row[tr("fcn.col.paper")] = None
     rows.append(row)
 table = pd.DataFrame(rows)
 st.dataframe(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—"), hide_index=True)
