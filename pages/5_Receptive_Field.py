@@ -180,7 +180,8 @@ def real_image_section(images: list, entry) -> None:
               help=tr("labs.rf.metric.erf90_help"))
     m3.metric(tr("labs.rf.metric.time"), f"{seconds:.2f} s")
     if whole:
-        st.info(tr("labs.rf.whole_image_note"))
+        st.info(tr("labs.rf.whole_image_note") if rf.has_global_pooling(net)
+                else tr("labs.rf.whole_image_note_stack", size=f"{h}×{w}"))
     elif touches:
         st.caption(tr("labs.rf.clipped_note"))
     st.caption(tr("labs.rf.erf_note", size=f"{h}×{w}"))

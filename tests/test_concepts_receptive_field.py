@@ -225,3 +225,20 @@ def test_mass_radius_against_hand_examples() -> None:
     assert rf.mass_radius(erf, (10, 10), 0.9) == 3.0
     assert rf.mass_radius(erf, (10, 10), 9 / 49) == 1.0  # the inner 3x3 holds 9 of 49
     assert rf.mass_radius(np.zeros((3, 3)), (1, 1)) == 0.0
+
+
+def test_global_pooling_is_found_only_where_a_branch_pools_the_whole_map() -> None:
+    """Decides the page's explanation of a field that covers the whole image."""
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large, lraspp_mobilenet_v3_large
+
+    from segdemo.models.deeplab_slim import deeplab_slim
+    from segdemo.models.fcn import fcn8s
+
+    assert rf.has_global_pooling(deeplab_slim(num_classes=3))  # ASPP image pooling
+    assert rf.has_global_pooling(deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
+    assert rf.has_global_pooling(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
+    assert not rf.has_global_pooling(fcn8s(num_classes=3))
+    assert not rf.has_global_pooling(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(4)))
+    # FCN-8s has no global branch, yet one output's field can cover a 96 x 128 input entirely
+    net = fcn8s(num_classes=3).eval()
+    assert rf.structural_rf(net, (3, 96, 128), (48, 64)).all()

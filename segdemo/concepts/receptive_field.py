@@ -447,6 +447,19 @@ def effective_rf(model: nn.Module, x: torch.Tensor, yx: tuple[int, int],
     return grad / peak if peak > 0 else grad
 
 
+def has_global_pooling(model: nn.Module) -> bool:
+    """Whether ``model`` pools a whole feature map to 1 x 1 somewhere (ASPP's image pooling,
+    squeeze-and-excitation, LR-ASPP's gate): such a branch connects every input pixel to every output.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            size = module.output_size
+            sizes = size if isinstance(size, tuple) else (size, size)
+            if all(s == 1 for s in sizes):
+                return True
+    return False
+
+
 def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(top, left, height, width) of the True pixels, or None when there are none."""
     ys, xs = np.nonzero(mask)
