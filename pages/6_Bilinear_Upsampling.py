@@ -144,7 +144,8 @@ with tab_corners:
     cols = st.columns(2)
     for col, align in zip(cols, (False, True)):
         fig = figures.pixel_grid_figure(n_in, n_out, align, mode_label(align), {
-            "input": tr("labs.bi.input_centres"), "output": tr("labs.bi.output_centres")})
+            "input": tr("labs.bi.input_centres"), "output": tr("labs.bi.output_centres"),
+            "axis": tr("labs.bi.input_coordinate")})
         col.plotly_chart(fig, width="stretch", key=f"bi_corners_{align}")
         col.caption(tr("labs.bi.corners_true" if align else "labs.bi.corners_false"))
     table = pd.DataFrame({
@@ -203,6 +204,10 @@ def model_section(images: list, entry) -> None:
             picture = drawing.scale_nearest(picture[y0:y0 + side, x0:x0 + side], zoom)
             caption += " · " + tr("labs.bi.unpool_filled", share=float(res.filled.mean()), side=side)
         cols[i % 3].image(picture, caption=caption, width="stretch")
+    present = sorted(set().union(*(np.unique(r.labels[r.filled]).tolist() for r in results.values())))
+    st.caption(tr("labs.bi.legend_note"))
+    ui.swatch_legend([(label_set.colors[c], ui.class_label(label_set.key, c), f"{float((reference == c).mean()):.1%}")
+                      for c in present if c < label_set.num_classes])
     st.caption(tr("labs.bi.methods_note"))
 
 

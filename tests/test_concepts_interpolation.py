@@ -85,3 +85,19 @@ def test_figures_draw_the_computed_positions() -> None:
     pix = figures.pixel_grid_figure(3, 6, True, "t", {"input": "i", "output": "o"})
     _, outs = ip.pixel_centres(3, 6, True)
     assert sorted(set(pix.data[1].x)) == pytest.approx(sorted(outs))
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_pixel_grid_ticks_use_the_tables_coordinates(align_corners: bool) -> None:
+    """Tick "i" sits on input pixel i's centre, so each orange x reads as its source coordinate."""
+    from segdemo.concepts import figures
+
+    fig = figures.pixel_grid_figure(3, 6, align_corners, "t", {"input": "i", "output": "o", "axis": "x"})
+    ins, _ = ip.pixel_centres(3, 6, align_corners)
+    assert list(fig.layout.xaxis.tickvals) == list(ins) and list(fig.layout.xaxis.ticktext) == ["0", "1", "2"]
+    assert fig.layout.xaxis.title.text == "x"
+    tick_of = dict(zip(fig.layout.xaxis.tickvals, map(float, fig.layout.xaxis.ticktext)))
+    offset = next(iter(tick_of)) - tick_of[next(iter(tick_of))]  # drawing position - coordinate
+    drawn = sorted(set(fig.data[1].x))
+    table = [ip.unclamped_source(o, 3, 6, align_corners) for o in range(6)]
+    assert [x - offset for x in drawn] == pytest.approx(table)

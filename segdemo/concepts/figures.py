@@ -30,8 +30,9 @@ def linear_figure(signal: np.ndarray, out_len: int, align_corners: bool, step: i
 
 def bilinear_grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str) -> go.Figure:
     """The input values as a heat map, the four neighbours named A, B, C, D and the point P."""
-    fig = go.Figure(go.Heatmap(z=grid, colorscale="Blues", showscale=False, text=grid,
-                               texttemplate="%{text:.3g}", hoverinfo="skip"))
+    text = [[f"{v:.4g}" for v in row] for row in np.asarray(grid, dtype=float)]  # as in the formula
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="Blues", showscale=False, text=text,
+                               texttemplate="%{text}", hoverinfo="skip"))
     corners = {"A": (step.y.i0, step.x.i0), "B": (step.y.i0, step.x.i1),
                "C": (step.y.i1, step.x.i1), "D": (step.y.i1, step.x.i0)}
     names_at: dict[tuple[int, int], str] = {}
@@ -55,7 +56,8 @@ def pixel_grid_figure(n_in: int, n_out: int, align_corners: bool, title: str,
     """Input pixels as unit squares with their centres, and where each output pixel samples.
 
     With ``align_corners=False`` the output pixels' own squares (dotted) tile the
-    same extent. ``labels``: "input", "output".
+    same extent. ``labels``: "input", "output", optionally "axis" (the x axis title). Ticks
+    sit on the input pixel centres, labelled 0, 1, 2, ...: the coordinates ``F.interpolate`` uses.
     """
     ins, outs = ip.pixel_centres(n_in, n_out, align_corners)
     fig = go.Figure()
@@ -74,9 +76,13 @@ def pixel_grid_figure(n_in: int, n_out: int, align_corners: bool, title: str,
             fig.add_shape(type="line", x0=e, x1=e, y0=0, y1=n_in, line=dotted)
             fig.add_shape(type="line", x0=0, x1=n_in, y0=e, y1=e, line=dotted)
     pad = 0.6
-    fig.update_xaxes(range=[-pad, n_in + pad], constrain="domain", zeroline=False)
-    fig.update_yaxes(range=[n_in + pad, -pad], scaleanchor="x", zeroline=False)
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), title=title, legend=dict(orientation="h"))
+    # Ticks in the coordinates of F.interpolate (and of the page's table): pixel i's centre is i,
+    # so an output sample drawn left of the first centre has a negative source coordinate.
+    ticks = dict(tickvals=list(ins), ticktext=[str(i) for i in range(n_in)], zeroline=False)
+    fig.update_xaxes(range=[-pad, n_in + pad], constrain="domain", title=labels.get("axis"), **ticks)
+    fig.update_yaxes(range=[n_in + pad, -pad], scaleanchor="x", **ticks)
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=40, b=10), title=title,
+                      legend=dict(orientation="h", yanchor="top", y=-0.16, x=0))  # below the axis title
     return fig
 
 
