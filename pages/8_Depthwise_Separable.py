@@ -1,5 +1,7 @@
 """Depthwise-separable convolution: the lecture's parameter count vs real modules, MACs and time."""
 
+import platform
+
 import pandas as pd
 import streamlit as st
 
@@ -10,9 +12,10 @@ from segdemo.ui import tr
 
 settings = ui.setup_page("page.separable", show_model=False, show_overlay=False)
 st.markdown(tr("labs.sep.intro"))
-lab.latex(r"\underbrace{H\cdot W\cdot C\cdot n}_{\text{standard}}\qquad\text{vs}\qquad"
-          r"\underbrace{H\cdot W\cdot C}_{\text{depthwise}} + \underbrace{C\cdot n}_{\text{pointwise}}"
-          r"\qquad\frac{H W C + C n}{H W C n} = \frac{1}{n} + \frac{1}{H W}")
+parts = {k: tr(f"labs.sep.tex.{k}") for k in ("standard", "depthwise", "pointwise")}
+lab.latex(r"\underbrace{H\cdot W\cdot C\cdot n}_{\text{%(standard)s}}\qquad\text{vs}\qquad"
+          r"\underbrace{H\cdot W\cdot C}_{\text{%(depthwise)s}} + \underbrace{C\cdot n}_{\text{%(pointwise)s}}"
+          r"\qquad\frac{H W C + C n}{H W C n} = \frac{1}{n} + \frac{1}{H W}" % parts)
 st.caption(tr("labs.sep.symbols"))
 
 c1, c2, c3, c4 = st.columns(4)
@@ -66,4 +69,7 @@ if measure and r.separable_ms:
     m4.metric(tr("labs.sep.speedup"), f"{r.standard_ms / r.separable_ms:.1f}×")
 st.caption(tr("labs.sep.macs_note", h=r.output_shape[-2], w=r.output_shape[-1]))
 if measure:
-    st.caption(tr("labs.sep.time_note", device=devices.device_name(settings.device)))
+    # torch.utils.benchmark times the CPU with one thread, whatever PyTorch uses elsewhere.
+    where = (tr("labs.sep.one_cpu_thread", cpu=platform.machine()) if settings.device == "cpu"
+             else devices.device_name(settings.device))
+    st.caption(tr("labs.sep.time_note", device=where, promise=1 / r.mac_ratio))

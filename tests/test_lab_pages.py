@@ -70,6 +70,13 @@ def test_receptive_field_on_a_real_image_with_a_registry_model() -> None:
     labels = {m.label for m in at.metric}
     assert {"Theoretical field", "Effective field (90 % of gradient)"} <= labels
     assert any("ASPP" in s.value for s in at.subheader)
+    # FCN-8s (no global branch) covers the whole 256 x 384 input from the centre pixel: the
+    # page must blame its deep stack, not an image-pooling branch it does not have.
+    assert metric(at, "labs.rf.metric.model_theory", "en") == "whole image"
+    notes = [i.value for i in at.info]
+    assert any(n.startswith("Every input pixel is connected to this output, although this network has no "
+                            "global branch") and "256×384" in n for n in notes), notes
+    assert not any("image pooling in ASPP" in n for n in notes)
 
 
 def test_dilated_vs_standard_table_matches_modules() -> None:
@@ -112,6 +119,13 @@ def test_upsampling_a_registry_model() -> None:
     at.multiselect(key="bi_samples").set_value([at.multiselect(key="bi_samples").options[0]]).run()
     no_problems(at)
     assert any("coarse scores" in c.value for c in at.caption)
+    # a legend names the colours of the masks, with each class's share of the bilinear mask
+    from segdemo import i18n
+    from segdemo.labels import CAMVID
+
+    legend = next(m.value for m in at.markdown if "segdemo-legend" in m.value)
+    shown = [name for name in CAMVID.classes if f">{i18n.class_name('camvid', name, 'en')}<" in legend]
+    assert shown and "%" in legend
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -144,6 +158,16 @@ def test_separable_page_counts_match_modules(lang: str) -> None:
     no_problems(at)
     times = list(at.dataframe[0].value[i18n_t("labs.sep.col.time", lang)])
     assert times[0].endswith(" ms") and times[3].endswith(" ms") and float(times[0].split()[0]) > 0
+    # the timing note names what was timed (torch.utils.benchmark: one CPU thread) and what the MACs promise
+    import platform
+
+    note = i18n_t("labs.sep.time_note", lang).split("{device}")[1].split("{promise")[0]
+    captions = [c.value for c in at.caption if note in c.value]
+    one_thread = i18n_t("labs.sep.one_cpu_thread", lang).format(cpu=platform.machine())
+    assert len(captions) == 1 and one_thread in captions[0], captions
+    assert f"{1 / report.mac_ratio:.1f}" in captions[0]
+    parts = [i18n_t(f"labs.sep.tex.{k}", lang) for k in ("standard", "depthwise", "pointwise")]
+    assert all(rf"\text{{{p}}}" in at.latex[0].value for p in parts)  # the formula's labels are translated
 
 
 def test_lab_catalogues_have_the_same_keys() -> None:
