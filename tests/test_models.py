@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from segdemo.models import BUILDERS
 from segdemo.models.deeplab_slim import DilatedSlimDeepLab
-from segdemo.models.fcn import FCN, bilinear_kernel, make_upsampler, score_grid_shape
+from segdemo.models.fcn import CAFFE_OFFSETS, CONVS_PER_BLOCK, FCN, bilinear_kernel, make_upsampler, score_grid_shape
 from segdemo.models.unet import (
     UNet,
     UNetSizeError,
@@ -281,3 +281,64 @@ def test_deeplab_shapes(size: tuple[int, int]) -> None:
     with torch.no_grad():
         assert net(torch.randn(1, 3, *size)).shape == (1, 4, *size)
         assert net.coarse_scores(torch.randn(1, 3, *size)).shape[-2:] == (-(-size[0] // 8), -(-size[1] // 8))
+
+
+# ------------------------------------------------------------------ crop alignment (Caffe's coord_map)
+
+
+def _coord_map(layer: torch.nn.Module) -> tuple[float, float]:
+    """(a, b) such that output coordinate y of ``layer`` sits at input coordinate a*y + b
+    (the centre of its window), as Caffe's ``coord_map.py`` computes it."""
+    k, s, p = (layer.kernel_size, layer.stride, layer.padding)
+    k, s, p = (v[0] if isinstance(v, tuple) else v for v in (k, s, p))
+    d = layer.dilation[0] if isinstance(getattr(layer, "dilation", 1), tuple) else getattr(layer, "dilation", 1)
+    if isinstance(layer, torch.nn.ConvTranspose2d):  # the inverse of a convolution with the same parameters
+        return 1 / s, (p - d * (k - 1) / 2) / s
+    return s, d * (k - 1) / 2 - p
+
+
+def _to_data(model: FCN, path: list[str]) -> tuple[float, float]:
+    """Compose the coordinate maps of the layers ``path`` (from the image onwards)."""
+    a, b = 1.0, 0.0
+    for name in path:
+        la, lb = _coord_map(getattr(model, name))
+        a, b = a * la, a * lb + b
+    return a, b
+
+
+def _then(ab: tuple[float, float], layer: torch.nn.Module) -> tuple[float, float]:
+    la, lb = _coord_map(layer)
+    return ab[0] * la, ab[0] * lb + ab[1]
+
+
+def _backbone(until: str) -> list[str]:
+    names = []
+    for block, n in enumerate(CONVS_PER_BLOCK, start=1):
+        names += [f"conv{block}_{i}" for i in range(1, n + 1)] + [f"pool{block}"]
+        if f"pool{block}" == until:
+            return names
+    return names + ["fc6", "fc7", "score_fr"]
+
+
+@pytest.mark.parametrize("geometry", ["same", "caffe"])
+def test_crop_offsets_follow_from_the_layer_geometry(geometry: str) -> None:
+    """Every crop lines up the fused maps on the same image positions: offsets derived
+    from each layer's kernel, stride and padding (Caffe's coord_map) equal the model's
+    (0 in the "same" geometry; 5, 9 and 19/27/31 in the Caffe nets)."""
+    expected = {"same": {"score_pool4": 0, "score_pool3": 0, 32: 0, 16: 0, 8: 0}, "caffe": CAFFE_OFFSETS}[geometry]
+    fr = _backbone("score_fr")
+    nets = {s: FCN(num_classes=3, stride=s, width="slim", geometry=geometry) for s in (32, 16, 8)}
+    up2 = _to_data(nets[8], fr + ["upscore2"])
+    pool4 = _to_data(nets[8], _backbone("pool4") + ["score_pool4"])
+    assert up2[0] == pool4[0] == 16
+    assert (up2[1] - pool4[1]) / 16 == expected["score_pool4"]  # score_pool4 cropped to upscore2
+    up4 = _then(up2, nets[8].upscore_pool4)
+    pool3 = _to_data(nets[8], _backbone("pool3") + ["score_pool3"])
+    assert up4[0] == pool3[0] == 8
+    assert (up4[1] - pool3[1]) / 8 == expected["score_pool3"]
+    finals = {32: _to_data(nets[32], fr + ["upscore"]),
+              16: _then(_to_data(nets[16], fr + ["upscore2"]), nets[16].upscore16),
+              8: _then(up4, nets[8].upscore8)}
+    for stride, (a, b) in finals.items():
+        assert a == 1  # output pixels are image pixels
+        assert -b == expected[stride]  # the final crop starts where image pixel 0 lands
