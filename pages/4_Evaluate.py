@@ -8,7 +8,7 @@ import streamlit as st
 
 from segdemo import samples, ui
 from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, decode_mask, evaluate_annotators,
-                              evaluate_pair, pair_files, read_zip, run_batch)
+                              evaluate_pair, pair_files, read_zip, run_batch, short_list)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.images import UPLOAD_TYPES, decode_image
@@ -74,7 +74,7 @@ else:
                 try:
                     files.update({f"{up.name}/{k}": v for k, v in read_zip(up.getvalue()).items()})
                 except EvaluationError as exc:
-                    st.error(f"{up.name}: {tr(exc.key, **exc.values)}")
+                    st.error(f"{up.name}: {ew.describe(exc)}")
             else:
                 files[up.name] = up.getvalue()
 
@@ -121,7 +121,7 @@ if mode in ("single", "annotators"):
             second_title = tr("eval.second_annotator")
             st.info(tr("eval.annotators_note"))
     except EvaluationError as exc:
-        st.error(tr(exc.key, **exc.values))
+        st.error(ew.describe(exc))
         st.stop()
     ew.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
     report = BatchResult.from_pair(result)
@@ -137,13 +137,13 @@ if not files:
 st.write(tr("eval.batch.plan", pairs=len(plan.pairs), lonely=len(plan.images_without_mask),
             masks=len(plan.masks_without_image)))
 if plan.duplicates:
-    st.warning(tr("eval.batch.duplicates", names=", ".join(plan.duplicates[:10])))
+    st.warning(tr("eval.batch.duplicates", names=short_list(plan.duplicates)))
 if plan.masks_without_image:
-    st.warning(tr("eval.batch.masks_without_image", names=", ".join(plan.masks_without_image[:10])))
+    st.warning(tr("eval.batch.masks_without_image", names=short_list(plan.masks_without_image)))
 st.session_state.setdefault("eval_batch_boundary", False)
 boundary = st.checkbox(tr("eval.batch.boundary"), key="eval_batch_boundary", help=tr("eval.batch.boundary_help"))
-signature = (tuple(sorted(files)), settings.model_name, settings.inference_size, settings.device, gt_set.key, ignore,
-             policy, None if mapping is None else mapping.pred_to_gt, boundary)
+signature = (tuple(sorted(files)), settings.model_name, settings.inference_size, settings.device, settings.half,
+             gt_set.key, ignore, policy, None if mapping is None else mapping.pred_to_gt, boundary)
 
 if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or plan.images_without_mask)):
     bar = st.progress(0.0, text=tr("eval.batch.starting"))

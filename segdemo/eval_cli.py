@@ -20,18 +20,15 @@ import numpy as np
 
 from segdemo import i18n
 from segdemo.evaluate import (ABSENT_POLICIES, BatchAccumulator, BatchResult, Notice, Policy, decode_mask,
-                              pair_by_name, per_class_csv, per_image_csv, preset_mapping, read_folder,
-                              run_batch, to_json)
+                              describe_notice, pair_by_name, per_class_csv, per_image_csv, preset_mapping, read_folder,
+                              run_batch, short_list, to_json)
 from segdemo.evaluate.scoring import EvaluationError
 from segdemo.labels import LABEL_SETS, LabelSet, get_label_set
 
 
 def describe(notice: Notice, lang: str = "en") -> str:
     """A notice (or an error from another module) as text in ``lang``."""
-    try:
-        return i18n.t(notice.key, lang, **notice.values)
-    except (KeyError, IndexError):
-        return f"{notice.key} {notice.values}"
+    return describe_notice(notice, lang)
 
 
 def _fmt(x: float | None, pct: bool = False) -> str:
@@ -61,6 +58,9 @@ def format_report(result: BatchResult, label_set: LabelSet, lang: str = "en") ->
         for key in ("mIoU", "pixel_accuracy", "mean_class_accuracy", "fw_IoU", "mean_Dice", "mean_boundary_F1"):
             lines.append(f"{key:<22}{_fmt(s.summary[key], True)} %")
         lines.append(f"{'mean per-image mIoU':<22}{_fmt(result.mean_image_miou, True)} %")
+        if s.summary["accuracy_pixels"] != s.summary["valid_pixels"]:
+            lines.append(i18n.t("eval.accuracy_scope", lang, pixels=s.summary["accuracy_pixels"],
+                                left_out=s.summary["valid_pixels"] - s.summary["accuracy_pixels"]))
         lines.append("")
         lines.append(i18n.t("eval.batch.why_differ", lang))
     lines.append(i18n.t("eval.cli.counted", lang, scored=len(result.scored), errors=len(result.errors)))
@@ -140,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
     policy = Policy(args.absent, not args.exclude_background)
     acc = BatchAccumulator(gt_set, ignore, policy, None if mapping.is_identity else mapping,
                            boundary=not args.no_boundary, annotators=args.annotator)
-    for name in plan.masks_without_image:
-        acc.add_error(name, "eval.err.no_prediction" if args.pred else "eval.err.no_image", {"name": name})
+    if plan.masks_without_image:
+        # Masks of images not given (a subset of a data set, a second annotation of some images only): said once.
+        print(i18n.t("eval.cli.masks_without_prediction" if args.pred else "eval.cli.masks_without_image", lang,
+                     n=len(plan.masks_without_image), names=short_list(plan.masks_without_image)), file=sys.stderr)
 
     def progress(i: int, n: int, name: str) -> None:
         if not args.quiet and sys.stderr.isatty():
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_batch(plan.pairs, load, acc, progress, plan.images_without_mask)
     meta = {"model": args.model, "pred_dir": args.pred, "images": args.images, "masks": args.masks,
             "truth_labels": gt_set.key, "model_labels": pred_set.key, "mapping": mapping.preset,
-            "ignore_index": ignore}
+            "ignore_index": ignore, "masks_not_scored": plan.masks_without_image}
     if args.csv:
         Path(args.csv).write_text(per_class_csv(result), encoding="utf-8")
     if args.per_image_csv:

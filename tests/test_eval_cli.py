@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from segdemo import metrics
+from segdemo import i18n, metrics
 from segdemo.cli import main
-from segdemo.evaluate import encode_index_png
-from segdemo.labels import CAMVID
+from segdemo.evaluate import encode_index_png, short_list
+from segdemo.labels import CAMVID, VOC
 
 torch.set_num_threads(1)
 
@@ -109,13 +109,37 @@ def test_ignore_index_option(capsys, camvid_pred_dirs):
 
 def test_two_annotators_from_the_command_line(capsys, data_dir):
     voc = _root(data_dir) / "voc"
-    code, out, _ = _run(capsys, "--pred", str(voc / "SegmentationClass_second_annotator"),
+    code, out, err = _run(capsys, "--pred", str(voc / "SegmentationClass_second_annotator"),
                         "--masks", str(voc / "SegmentationClass"), "--labels", "voc", "--annotator", "--json")
     data = json.loads(out)
-    assert code == 1  # two official masks have no second annotation
+    # Two official masks have no second annotation: said once, not failures of the three pairs.
+    assert code == 0
+    assert data["meta"]["masks_not_scored"] == ["2007_000032.png", "2007_000033.png"]
+    assert err.count("\n") == 1 and "2 mask(s) have no saved prediction" in err and "2007_000033.png" in err
     ious = [r["IoU"] for r in data["per_class"] if r["IoU"] is not None]
     assert len(ious) == 7 and min(ious) >= 0.89
-    assert sum(1 for im in data["images"] if im["error"]) == 2
+    assert len(data["images"]) == 3 and not any(im["error"] for im in data["images"])
+
+
+def test_masks_of_images_not_given_are_summarised(capsys, data_dir, tmp_path):
+    """A subset of images against a data set's whole masks folder: one line, exit 0."""
+    voc = _root(data_dir) / "voc"
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(voc / "JPEGImages" / "2011_000003.jpg", images)
+    code, out, err = _run(capsys, "--model", "fcn8s_camvid", "--gt-labels", "voc", "--images", str(images),
+                          "--masks", str(voc / "SegmentationClass"), "--size", "96", "--device", "cpu",
+                          "--no-boundary", "--lang", "ko")
+    assert code == 0, err
+    assert err.strip() == i18n.t("eval.cli.masks_without_image", "ko", n=4, names=short_list(
+        ["2007_000032.png", "2007_000033.png", "2011_000006.png", "2011_000025.png"]))
+    assert i18n.t("eval.cli.counted", "ko", scored=1, errors=0) in out
+    # The VOC truth has classes the CamVid model cannot predict: the report says what pixel accuracy covers.
+    truth = np.array(Image.open(voc / "SegmentationClass" / "2011_000003.png"))
+    reachable = [i for i, c in enumerate(VOC.classes) if c in ("background", "car", "person", "bicycle")]
+    used, valid = int(np.isin(truth, reachable).sum()), int((truth != 255).sum())
+    assert used < valid  # 601 bottle pixels
+    assert i18n.t("eval.accuracy_scope", "ko", pixels=used, left_out=valid - used) in out
 
 
 def test_model_on_images(capsys, data_dir):
@@ -146,7 +170,6 @@ def test_voc_predictions_against_camvid_truth_use_the_preset(capsys, data_dir, t
     root = _root(data_dir) / "camvid" / "valannot"
     frame = sorted(root.glob("*.png"))[0]
     truth = np.array(Image.open(frame))
-    from segdemo.labels import VOC
 
     # A VOC "prediction" right on every car and pedestrian pixel, background elsewhere.
     pred = np.where(truth == 8, VOC.classes.index("car"), np.where(truth == 9, VOC.classes.index("person"), 0))

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from segdemo import i18n, registry, weights
+from segdemo import i18n, registry, samples, weights
 from segdemo.inference import predict
 from segdemo.labels import VOC
 
@@ -169,6 +169,12 @@ def test_camvid_truth_with_voc_model_uses_the_preset(data_dir):
     assert any("Preset mapping" in i.value for i in at.info)
     assert any(w for w in at.caption if "cannot predict these truth classes" in w.value)
     assert len(at.metric) == 6
+    # Pixel accuracy leaves out truth classes the VOC model cannot predict, and the page says over how many pixels.
+    sample = next(s for s in samples.dataset_samples() if s.name == at.selectbox(key="eval_example").value)
+    truth = np.array(Image.open(sample.mask))
+    used = int(np.isin(truth, [8, 9, 10]).sum())  # Car, Pedestrian, Bicyclist
+    scope = i18n.t("eval.accuracy_scope", "en", pixels=used, left_out=int((truth != 11).sum()) - used)
+    assert any(c.value == scope for c in at.caption)
 
 
 def test_batch_zip_with_bad_pairs(data_dir, clear_streamlit_caches):
@@ -189,6 +195,7 @@ def test_batch_zip_with_bad_pairs(data_dir, clear_streamlit_caches):
     assert not at.exception, [e.value for e in at.exception]
     warnings = " ".join(w.value for w in at.warning)
     assert "2011_000003.jpg: no mask" in warnings and "broken.png is not an image" in warnings
+    assert any(m.value == i18n.t("eval.batch.plan", "en", pairs=3, lonely=1, masks=0) for m in at.markdown)
     # Accumulated counts against a reference over the two good pairs.
     entry = registry.get(MODEL)
     model = weights.load_model(entry, allow_random=True)

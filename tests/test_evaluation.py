@@ -24,9 +24,9 @@ from segdemo.evaluate import (OTHER, BatchAccumulator, EvaluationError, MaskErro
                               decode_mask, encode_index_png, error_counts, error_map, evaluate_annotators,
                               evaluate_pair, iou_formula_values, mapping_by_name, mapping_from_names,
                               normalise_confusion, pair_files, per_class_csv, per_image_csv, preset_mapping,
-                              read_zip, run_batch, score_confusion, to_json)
+                              read_zip, run_batch, score_confusion, short_list, to_json)
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, HATCH_LIGHT, TP_COLOR
-from segdemo.evaluate.masks import resize_nearest
+from segdemo.evaluate.masks import Notice, describe_notice, resize_nearest
 from segdemo.i18n import catalogue, t
 from segdemo.labels import CAMVID, ISBI, VOC
 
@@ -327,6 +327,9 @@ def test_camvid_truth_voc_model_preset(camvid_frames):
     # Pixel accuracy only over truth pixels of classes the model can predict.
     rows = (truth == 8) | (truth == 9) | (truth == 10)
     assert s.summary["pixel_accuracy"] == pytest.approx(((truth == 8) | (truth == 9)).sum() / rows.sum())
+    # ...and the page says over how many: the valid pixels minus those of unpredictable classes.
+    assert s.summary["accuracy_pixels"] == int(rows.sum())
+    assert s.summary["valid_pixels"] == int((truth != 11).sum()) > s.summary["accuracy_pixels"]
 
 
 def test_voc_truth_camvid_model_preset_and_no_preset():
@@ -480,3 +483,24 @@ def test_every_notice_key_is_translated():
             assert key in cat
     assert set(k for k in catalogue("en") if k.startswith("eval.")) == set(
         k for k in catalogue("ko") if k.startswith("eval."))
+
+
+def test_notice_names_the_label_set_in_each_language(voc_truth):
+    data, labels = voc_truth
+    rgb = np.array(VOC.colors, np.uint8)[np.clip(labels, 0, 20)]
+    notice = next(n for n in decode_mask(_png(rgb), "m.png", VOC).notices if n.key == "eval.note.color_decoded")
+    assert notice.values["labels"] == "voc"  # the notice stays language-free...
+    for lang in ("en", "ko"):  # ...and is shown with the label set's name
+        text = describe_notice(notice, lang)
+        assert t("labelset.voc", lang) in text and "voc palette" not in text
+    assert describe_notice(Notice("eval.no_such_key", {"x": 1}), "en") == "eval.no_such_key {'x': 1}"
+    assert describe_notice(EvaluationError("eval.err.all_ignored", name="a.png"), "en") == t(
+        "eval.err.all_ignored", "en", name="a.png")
+
+
+def test_short_list():
+    assert short_list([]) == ""
+    assert short_list(["a", "b"]) == "a, b"
+    names = [f"m{i}.png" for i in range(13)]
+    assert short_list(names) == ", ".join(names[:10]) + ", … (+3)"
+    assert short_list(names, limit=13) == ", ".join(names)

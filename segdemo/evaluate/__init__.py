@@ -8,11 +8,13 @@
 """
 
 from segdemo.evaluate.batch import (BatchAccumulator, BatchResult, ImageRecord, PairPlan, pair_by_name, pair_files,
-                                    per_class_csv, per_image_csv, read_folder, read_zip, run_batch, to_json,
+                                    per_class_csv, per_image_csv, read_folder, read_zip, run_batch, short_list,
+                                    to_json,
                                     to_json_dict)
 from segdemo.evaluate.mapping import OTHER, LabelMapping, identity, mapping_by_name, mapping_from_names, preset_mapping
 from segdemo.evaluate.maps import colorize_labels, error_counts, error_map, hatch
-from segdemo.evaluate.masks import GroundTruth, MaskError, Notice, decode_mask, encode_index_png, valid_mask
+from segdemo.evaluate.masks import (GroundTruth, MaskError, Notice, decode_mask, describe_notice, encode_index_png,
+                                    valid_mask)
 from segdemo.evaluate.scoring import (ABSENT_POLICIES, EvaluationError, PairResult, Policy, Scores, evaluate_annotators,
                                       evaluate_pair,
                                       iou_formula_values, normalise_confusion, score_confusion)
@@ -20,8 +22,9 @@ from segdemo.evaluate.scoring import (ABSENT_POLICIES, EvaluationError, PairResu
 __all__ = [
     "ABSENT_POLICIES", "OTHER", "BatchAccumulator", "BatchResult", "EvaluationError", "GroundTruth",
     "ImageRecord", "LabelMapping", "MaskError", "Notice", "PairPlan", "PairResult", "Policy", "Scores",
-    "colorize_labels", "decode_mask", "encode_index_png", "error_counts", "error_map", "evaluate_annotators", "evaluate_pair",
+    "colorize_labels", "decode_mask", "describe_notice", "encode_index_png", "error_counts", "error_map", "evaluate_annotators", "evaluate_pair",
     "hatch", "identity", "iou_formula_values", "mapping_by_name", "mapping_from_names", "normalise_confusion",
     "pair_by_name", "pair_files", "per_class_csv", "per_image_csv", "preset_mapping", "read_folder", "read_zip", "run_batch",
+    "short_list",
     "score_confusion", "to_json", "to_json_dict", "valid_mask",
 ]

@@ -113,6 +113,12 @@ def pair_files(names: Iterable[str]) -> PairPlan:
     return plan
 
 
+def short_list(names: list[str], limit: int = 10) -> str:
+    """The first ``limit`` names, comma-separated, and how many more there are."""
+    rest = len(names) - limit
+    return ", ".join(names[:limit]) + (f", … (+{rest})" if rest > 0 else "")
+
+
 def pair_by_name(image_names: Iterable[str], mask_names: Iterable[str]) -> PairPlan:
     """Pair two explicit lists (an images folder and a masks folder) on :func:`pair_key`."""
     images: dict[str, str] = {}

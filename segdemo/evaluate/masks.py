@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from segdemo import render
+from segdemo import i18n, render
 from segdemo.errors import UserError
 from segdemo.images import ImageError, open_image
 from segdemo.labels import LabelSet
@@ -28,6 +28,21 @@ class Notice:
     key: str
     values: dict[str, object] = field(default_factory=dict)
     level: str = "info"  # "info", "warning" or "error"
+
+
+def describe_notice(notice: Notice, lang: str) -> str:
+    """A notice (or any error carrying ``key`` and ``values``) as text in ``lang``.
+
+    A label-set key among the values (``labels="voc"``) is shown by its name
+    ("PASCAL VOC (21 classes)"); a key missing from the catalogue is shown raw.
+    """
+    values = dict(notice.values)
+    if isinstance(values.get("labels"), str):
+        values["labels"] = i18n.catalogue(lang).get(f"labelset.{values['labels']}", values["labels"])
+    try:
+        return i18n.t(notice.key, lang, **values)
+    except (KeyError, IndexError):
+        return f"{notice.key} {notice.values}"
 
 
 class MaskError(UserError):

@@ -151,6 +151,7 @@ def score_confusion(
         "mean_recall": _mean(recall, in_class_mean),
         "mean_boundary_F1": _mean(bf, in_class_mean),
         "valid_pixels": int(cm.sum()),
+        "accuracy_pixels": int(valid_total),  # fewer than valid_pixels when a mapping leaves classes out
         "classes_in_mean": int(in_mean.sum()),
     }
     return Scores(classes=label_set.classes, cm=cm, tp=tp, fp=fp, fn=fn, iou=iou, dice=dice,

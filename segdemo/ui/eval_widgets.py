@@ -17,8 +17,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from segdemo import i18n
 from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, GroundTruth, LabelMapping, MaskError, Notice,
-                              PairResult, Policy, Scores, colorize_labels, decode_mask, error_counts, error_map,
-                              iou_formula_values, mapping_by_name, mapping_from_names, normalise_confusion,
+                              PairResult, Policy, Scores, colorize_labels, decode_mask, describe_notice, error_counts,
+                              error_map, iou_formula_values, mapping_by_name, mapping_from_names, normalise_confusion,
                               per_class_csv, per_image_csv, preset_mapping, to_json)
 from segdemo.images import ImageError, InputImage, decode_image, digest_bytes
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
@@ -38,10 +38,7 @@ def class_names(label_set: LabelSet, lang: str, other: bool = False) -> list[str
 
 def describe(notice: Notice) -> str:
     """A notice or error as text in the session language (unknown keys shown raw)."""
-    try:
-        return tr(notice.key, **notice.values)
-    except (KeyError, IndexError):
-        return f"{notice.key} {notice.values}"
+    return describe_notice(notice, _lang())
 
 
 def show_notices(notices: list[Notice]) -> None:
@@ -86,7 +83,7 @@ def decode_mask_shown(named: tuple[str, bytes] | None, gt_set: LabelSet, ignore:
     try:
         gt = decode_mask(named[1], named[0], gt_set, ignore, size)
     except MaskError as exc:
-        st.error(tr(exc.key, **exc.values))
+        st.error(describe(exc))
         return None
     show_notices(gt.notices)
     return gt
@@ -308,6 +305,8 @@ def summary_metrics(scores: Scores) -> None:
                    help=tr(f"eval.metric.{key}.help"))
     st.caption(tr("eval.summary_caption", pixels=s["valid_pixels"], classes=s["classes_in_mean"],
                   policy=tr(f"eval.absent.{scores.policy.absent}")))
+    if s["accuracy_pixels"] != s["valid_pixels"]:
+        st.caption(tr("eval.accuracy_scope", pixels=s["accuracy_pixels"], left_out=s["valid_pixels"] - s["accuracy_pixels"]))
 
 
 def per_class_table(scores: Scores, label_set: LabelSet, key: str, per_image: np.ndarray | None = None) -> int | None:
