@@ -120,6 +120,23 @@ def test_synthetic_street_has_its_labels() -> None:
     assert {0, 1, 2, 3, 5, 6, 8} <= present and labels.max() < CAMVID.num_classes
 
 
+def test_shipped_fcns_disagree_mostly_at_boundaries(data_dir: Path) -> None:
+    """The page's claim on real data: where FCN-32s/16s/8s disagree on CamVid val images,
+    it is near the ground truth's boundaries (at least twice as often as spread evenly;
+    measured 2.1x to 3.4x), and a minority of pixels disagree at all."""
+    from segdemo import datasets, weights
+    from segdemo.inference import predict
+
+    models = [(weights.load_model(registry.get(n), allow_random=False), registry.get(n)) for n in fc.VARIANTS]
+    files = datasets.camvid_files("val")
+    for i in (0, 50, 100):
+        rgb, truth = datasets.load_rgb(files[i][0]), datasets.load_label(files[i][1])
+        labels = [predict(m, e, rgb, e.preprocess.resize_size).labels for m, e in models]
+        conc = fc.boundary_concentration(labels, truth, 4, CAMVID.ignore_index)
+        assert conc.enrichment > 1.8, (files[i][0].name, conc)
+        assert 0.02 < conc.disagree_share < 0.3
+
+
 # ------------------------------------------------------------------ U-Net page logic
 
 
