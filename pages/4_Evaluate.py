@@ -12,7 +12,7 @@ from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, de
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.images import UPLOAD_TYPES, decode_image
-from segdemo.inference import predict
+from segdemo.inference import predict_with_cpu_fallback
 from segdemo.ui import eval_widgets as ew
 from segdemo.ui import tr
 
@@ -153,6 +153,7 @@ if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or p
         return value.read_bytes() if isinstance(value, Path) else value
 
     model = ui.get_model(settings.model_name, settings)  # once: its messages show once
+    fell_back: list[bool] = []  # out of GPU memory, an image runs on the CPU
     # Label maps are small: keep them so changing a convention only re-scores.
     preds: dict = st.session_state.setdefault("_eval_batch_preds", {})
 
@@ -163,8 +164,11 @@ if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or p
         pred_key = (image.digest, settings.model_name, weights_file, settings.inference_size, settings.device,
                     settings.half)
         if pred_key not in preds:
-            preds[pred_key] = predict(model, entry, image.rgb, settings.inference_size, settings.device,
-                                      settings.half).labels
+            pred, oom = predict_with_cpu_fallback(model, entry, image.rgb, settings.inference_size, settings.device,
+                                                  settings.half,
+                                                  cpu_model=lambda: ui.get_model(settings.model_name, settings, "cpu"))
+            fell_back.append(oom)
+            preds[pred_key] = pred.labels
             while len(preds) > 500:
                 preds.pop(next(iter(preds)))
         return preds[pred_key], truth.labels, truth.notices
@@ -175,6 +179,8 @@ if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or p
     accumulator = BatchAccumulator(gt_set, ignore, policy, mapping, boundary=boundary)
     batch = run_batch(plan.pairs, load, accumulator, progress, plan.images_without_mask)
     bar.empty()
+    if any(fell_back):
+        st.warning(tr("model.oom"))
     st.session_state["eval_batch_result"] = (signature, batch)
 
 stored = st.session_state.get("eval_batch_result")

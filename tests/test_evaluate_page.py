@@ -215,6 +215,33 @@ def test_batch_zip_with_bad_pairs(data_dir, clear_streamlit_caches):
     assert len(at.get("download_button")) == 3
 
 
+def test_batch_out_of_gpu_memory_runs_on_the_cpu(data_dir, monkeypatch):
+    """CUDA out of memory on one image: that image runs on the CPU, the page says so, the batch is complete."""
+    voc = _voc(data_dir)
+    from segdemo import inference
+
+    real, calls = inference.predict, []
+
+    def flaky(model, entry, rgb, size, device, half=False):
+        calls.append(device)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, entry, rgb, size, device, half)
+
+    monkeypatch.setattr(inference, "predict", flaky)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.write(voc / "JPEGImages" / "2011_000003.jpg", "images/2011_000003.jpg")
+        zf.write(voc / "SegmentationClass" / "2011_000003.png", "masks/2011_000003.png")
+    at = _page(eval_mode="batch", eval_batch_source="upload", inference_size=96).run()
+    at.file_uploader(key="eval_batch_files").set_value(("one.zip", buf.getvalue(), "application/zip")).run()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert calls[-1] == "cpu" and len(calls) == 2
+    assert any(w.value == i18n.t("model.oom", "en") for w in at.warning)
+    assert _metric(at, "Mean of per-image mIoUs") != "—"
+
+
 @pytest.mark.parametrize("mode", ["single", "annotators", "batch"])
 def test_modes_run_in_korean(mode, data_dir):
     _voc(data_dir)
