@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
 from segdemo import datasets, registry, render, ui
 from segdemo import fcn_compare as fc
@@ -13,8 +12,7 @@ from segdemo import unet_tools as ut
 from segdemo.images import InputImage
 from segdemo.inference import predict
 from segdemo.labels import ISBI
-from segdemo.models.unet import UNet, overlap_tile_forward
-from segdemo.train import ISBI_MEAN, ISBI_STD, ISBI_VAL_SLICES, normalize
+from segdemo.train import ISBI_VAL_SLICES
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -121,19 +119,11 @@ with tab_tiles:
     v1, v2 = st.columns(2)
     v1.image(drawn, caption=tr("unet.tiles_image"), width="stretch")
     if entry is not None:
-        def _tiled() -> np.ndarray:
-            model = ui.get_model(MODEL, settings)
-            x = torch.from_numpy(gray)[None, None].to(settings.device)
-            with torch.inference_mode():
-                x = normalize(x, ISBI_MEAN, ISBI_STD).to(next(model.parameters()).dtype)
-                scores = overlap_tile_forward(model.net, x, int(out_tile))
-            return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()
-
-        tiled = lab.session_cache("unet_tiled", (hash(gray.tobytes()), int(out_tile), settings.device), _tiled)
-        stitched = render.colorize(tiled, ISBI)
-        for t in layout.tiles:  # draw the tile borders on the stitched result
-            stitched[t.out_top : t.out_top + t.out_size, min(t.out_left, stitched.shape[1] - 1)] = (255, 255, 255)
-            stitched[min(t.out_top, stitched.shape[0] - 1), t.out_left : t.out_left + t.out_size] = (255, 255, 255)
+        tiled = lab.session_cache(
+            "unet_tiled", (hash(gray.tobytes()), int(out_tile), settings.device),
+            lambda: ut.tiled_labels(ui.get_model(MODEL, settings), entry.preprocess.mean, entry.preprocess.std,
+                                    gray, int(out_tile), settings.device))
+        stitched = ut.draw_tile_borders(render.colorize(tiled, ISBI), layout.tiles)
         v2.image(stitched, caption=tr("unet.stitched"), width="stretch")
 
 # ---------------------------------------------------------------- elastic deformation
@@ -143,22 +133,14 @@ with tab_elastic:
     sigma = e1.slider(tr("unet.sigma"), 0.0, 30.0, 10.0, 1.0, key="unet_sigma")
     grid = e2.slider(tr("unet.grid"), 2, 8, 3, key="unet_grid")
     seed = e3.number_input(tr("unet.elastic_seed"), 0, 9999, 0, key="unet_elastic_seed")
-    h, w = gray.shape
-    gen = torch.Generator().manual_seed(int(seed))
-    flow = ut.elastic_displacement(h, w, float(sigma), int(grid), gen)
-    img_t = torch.from_numpy(gray)[None, None].float()
-    lbl_t = torch.from_numpy(truth.astype(np.int64))[None]
-    warped, warped_lbl = ut.warp(img_t, lbl_t, flow)
-    checker = ut.grid_pattern(h, w, step=max(8, h // 16))
-    warped_grid, _ = ut.warp(torch.from_numpy(checker)[None, None].float(), lbl_t, flow)
+    demo = ut.elastic_demo(gray, truth, sigma, grid, seed)
     g1, g2, g3 = st.columns(3)
     g1.image(gray, caption=tr("unet.image"), width="stretch")
     g2.image(render.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
-    g3.image(checker, caption=tr("unet.grid_before"), width="stretch")
+    g3.image(demo.grid_before, caption=tr("unet.grid_before"), width="stretch")
     g4, g5, g6 = st.columns(3)
-    g4.image(warped[0, 0].clamp(0, 255).byte().numpy(), caption=tr("unet.deformed_image"), width="stretch")
-    g5.image(render.colorize(warped_lbl[0].numpy().astype(np.uint8), ISBI), caption=tr("unet.deformed_mask"),
-             width="stretch")
-    g6.image(warped_grid[0, 0].clamp(0, 255).byte().numpy(), caption=tr("unet.grid_after"), width="stretch")
-    mag = flow[0].norm(dim=0)
+    g4.image(demo.image, caption=tr("unet.deformed_image"), width="stretch")
+    g5.image(render.colorize(demo.labels, ISBI), caption=tr("unet.deformed_mask"), width="stretch")
+    g6.image(demo.grid_after, caption=tr("unet.grid_after"), width="stretch")
+    mag = demo.flow.norm(dim=0)
     st.caption(tr("unet.elastic_caption", mean=float(mag.mean()), max=float(mag.max())))

@@ -18,6 +18,7 @@ from segdemo.models.unet import (
     UNetSizeError,
     level_shapes,
     mirror_pad,
+    overlap_tile_forward,
     tile_input_size,
     tile_margin,
     tile_plan,
@@ -71,6 +72,30 @@ def displacement_arrows(flow: torch.Tensor, step: int) -> list[tuple[float, floa
     _, h, w = flow.shape
     return [(float(x), float(y), float(flow[0, y, x]), float(flow[1, y, x]))
             for y in range(step // 2, h, step) for x in range(step // 2, w, step)]
+
+
+@dataclass(frozen=True)
+class ElasticDemo:
+    """One elastic deformation applied to a slice, its mask and a regular grid."""
+
+    flow: torch.Tensor  # [2, H, W] displacement in pixels (x, y)
+    image: np.ndarray  # deformed slice, uint8
+    labels: np.ndarray  # deformed mask, uint8 (same field, nearest neighbour)
+    grid_before: np.ndarray
+    grid_after: np.ndarray
+
+
+def elastic_demo(gray: np.ndarray, labels: np.ndarray, sigma: float, grid: int, seed: int) -> ElasticDemo:
+    """The deformation the page shows: one random field (``sigma`` px on a ``grid`` x ``grid``
+    lattice, seeded) applied to the slice, its labels and a line grid."""
+    h, w = gray.shape
+    flow = elastic_displacement(h, w, float(sigma), int(grid), torch.Generator().manual_seed(int(seed)))
+    lbl = torch.from_numpy(labels.astype(np.int64))[None]
+    warped, warped_lbl = warp(torch.from_numpy(np.ascontiguousarray(gray))[None, None].float(), lbl, flow)
+    before = grid_pattern(h, w, step=max(8, h // 16))
+    after, _ = warp(torch.from_numpy(before)[None, None].float(), lbl, flow)
+    return ElasticDemo(flow[0], warped[0, 0].clamp(0, 255).round().byte().numpy(),
+                       warped_lbl[0].numpy().astype(np.uint8), before, after[0, 0].clamp(0, 255).round().byte().numpy())
 
 
 # ------------------------------------------------------------------ level shapes
@@ -193,6 +218,35 @@ def draw_tiles(layout: TileLayout, highlight: int | None = None) -> np.ndarray:
         _frame(out, tile.in_top, tile.in_left, tile.in_top + tile.in_size, tile.in_left + tile.in_size, color, 2 * t)
     _frame(out, m, m, m + layout.height, m + layout.width, np.array((255.0, 255.0, 255.0)), t)
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def tiled_labels(model: torch.nn.Module, mean: tuple[float, ...], std: tuple[float, ...], gray: np.ndarray,
+                 out_tile: int, device: str = "cpu") -> np.ndarray:
+    """Labels of a grayscale slice segmented by overlap-tile with ``out_tile`` output tiles.
+
+    ``model`` is the loaded U-Net (or its wrapper, with ``.net``); ``mean``/``std`` are its
+    card's normalisation, the same preprocessing as the prediction.
+    """
+    net: UNet = getattr(model, "net", model)
+    param = next(net.parameters())
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(gray)).to(param.device).float()[None, None] / 255.0
+        m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+        x = (x - m) / torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+        scores = overlap_tile_forward(net, x.to(param.dtype), int(out_tile))
+    return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+def draw_tile_borders(rgb: np.ndarray, tiles: list[Tile], color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A copy of ``rgb`` with the top and left edge of every tile's output square drawn."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    for t in tiles:
+        if t.out_left < w:
+            out[t.out_top : t.out_top + t.out_size, t.out_left] = color
+        if t.out_top < h:
+            out[t.out_top, t.out_left : t.out_left + t.out_size] = color
+    return out
 
 
 def _frame(img: np.ndarray, y0: int, x0: int, y1: int, x1: int, color: np.ndarray, t: int) -> None:

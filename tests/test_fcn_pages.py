@@ -177,6 +177,51 @@ def test_warp_matches_scipy_map_coordinates() -> None:
     assert float(flow.abs().max()) > 2  # the field really moves pixels
 
 
+def test_elastic_demo_moves_image_and_mask_together() -> None:
+    """Image = 255 * mask: after the page's deformation the image still equals 255 * the
+    deformed mask, except where bilinear blending meets an edge; zero sigma changes nothing."""
+    _, labels = ut.synthetic_membranes(size=96, seed=2)
+    image = (labels * 255).astype(np.uint8)
+    demo = ut.elastic_demo(image, labels, sigma=10.0, grid=3, seed=4)
+    assert float(demo.flow.abs().max()) > 5
+    assert (demo.labels != labels).mean() > 0.05  # it really moved
+    agree = ((demo.image > 127) == (demo.labels == 1)).mean()
+    assert agree > 0.98
+    still = ut.elastic_demo(image, labels, sigma=0.0, grid=3, seed=4)
+    np.testing.assert_array_equal(still.labels, labels)
+    np.testing.assert_array_equal(still.image, image)
+    np.testing.assert_array_equal(still.grid_after, still.grid_before)
+
+
+def test_tiled_labels_equal_the_prediction() -> None:
+    """The page's stitched overlap-tile result (196-pixel tiles) is the shipped U-Net's
+    own prediction (its card says tile_output 196), through a separate code path."""
+    from segdemo import weights
+    from segdemo.inference import predict
+
+    _need(["unet_isbi2012"])
+    entry = registry.get("unet_isbi2012")
+    model = weights.load_model(entry, allow_random=False)
+    gray, _ = ut.synthetic_membranes(size=200, seed=5)
+    gray = gray[:, :180]
+    ours = ut.tiled_labels(model, entry.preprocess.mean, entry.preprocess.std, gray, 196)
+    ref = predict(model, entry, np.repeat(gray[..., None], 3, axis=2)).labels
+    assert ours.shape == gray.shape
+    np.testing.assert_array_equal(ours, ref)
+    other = ut.tiled_labels(model, entry.preprocess.mean, entry.preprocess.std, gray, 100)
+    assert (other == ref).mean() > 0.97  # other tile sizes: the same segmentation up to pooling phase
+
+
+def test_tile_borders_are_drawn_on_each_tile_edge() -> None:
+    from segdemo.models.unet import tile_plan
+
+    tiles = tile_plan(50, 70, 32, 10)
+    out = ut.draw_tile_borders(np.zeros((50, 70, 3), np.uint8), tiles)
+    white = (out == 255).all(-1)
+    assert white[:, 0].all() and white[:, 32].all() and white[0].all() and white[32].all()
+    assert white[:, 64].all() and not white[1:32, 1:32].any() and not white[33:, 33:64].any()
+
+
 def test_elastic_field_statistics_follow_sigma() -> None:
     gen = torch.Generator().manual_seed(0)
     flows = ut.elastic_displacement(64, 64, 10.0, 3, gen, n=400)
