@@ -169,3 +169,44 @@ def test_shrinking_matches_pil_resize_of_the_reference_recipe():
     pil = torch.from_numpy(np.array(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR)))
     diff = (ours - pil.permute(2, 0, 1).float()).abs()
     assert diff.mean() < 0.75 and diff.max() <= 3.0, (diff.mean(), diff.max())
+
+
+def test_channels_last_scores_give_the_same_labels():
+    # CPU models run channels-last, so their scores arrive with the classes adjacent in memory.
+    torch.manual_seed(4)
+    scores = F.interpolate(torch.randn(1, 21, 5, 6), size=(40, 52), mode="bicubic", align_corners=False)
+    channels_last = scores.contiguous(memory_format=torch.channels_last)[0]
+    assert channels_last.stride(0) == 1
+    for size in [(40, 52), (97, 130), (31, 45)]:
+        expected = reference_upsample(scores[0], size).argmax(0).numpy()
+        np.testing.assert_array_equal(upsampled_labels(channels_last, size), expected)
+    cropped = channels_last[:, :30, :41]  # the padding crop keeps the layout
+    np.testing.assert_array_equal(upsampled_labels(cropped, (30, 41)), scores[0, :, :30, :41].argmax(0).numpy())
+
+
+def test_cpu_models_run_channels_last_with_the_same_output():
+    entry = registry.get("fcn8s_camvid")
+    model = weights.load_model(entry, device="cpu")
+    assert model.channels_last
+    kernels = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1]
+    assert kernels and all(k.is_contiguous(memory_format=torch.channels_last) for k in kernels)
+    plain = weights.SegmentationModel(entry.build(), entry, None).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 90, 120)
+    with torch.inference_mode():
+        out, ref = model(x), plain(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() > 0.9999
+
+
+def test_as_batch_keeps_the_layout_and_values():
+    scores = torch.randn(1, 7, 9, 11).contiguous(memory_format=torch.channels_last)[0]
+    batch = inference.as_batch(scores)
+    assert batch.shape == (1, 7, 9, 11) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert batch.stride(0) == 7 * 9 * 11  # a real batch stride, so interpolation takes the channels-last path
+    torch.testing.assert_close(batch[0], scores, rtol=0, atol=0)
+    up = F.interpolate(batch, size=(20, 30), mode="bilinear", align_corners=False)
+    assert up[0].stride(0) == 1
+    torch.testing.assert_close(up[0], reference_upsample(scores.contiguous(), (20, 30)))
+    plain = torch.randn(3, 4, 5)
+    assert inference.as_batch(plain).is_contiguous()
