@@ -205,6 +205,9 @@ def fetch(url: str, timeout: float = 15.0, chunk: int = 1 << 16) -> bytes:
 def extract(archive: bytes, source: DownloadSource, dest: Path) -> int:
     """Extract the source's members from a zip archive into ``dest``; returns the file count."""
     count = 0
+    if not zipfile.is_zipfile(io.BytesIO(archive)):
+        raise ValueError(f"the download is not a zip archive ({len(archive)} bytes): "
+                         "a proxy or login page may have answered instead of the server")
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         for info in zf.infolist():
             if info.is_dir() or not info.filename.startswith(source.prefix):
@@ -243,7 +246,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     root = Path(args.data_dir) if args.data_dir else None
     try:
         download(args.dataset, root, timeout=args.timeout)
-    except ConnectionError as exc:
+    except (OSError, ValueError) as exc:  # offline, unwritable folder, not the expected archive
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

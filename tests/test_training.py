@@ -160,6 +160,17 @@ def test_download_fails_fast_and_clearly_offline(monkeypatch: pytest.MonkeyPatch
     assert "network" in capsys.readouterr().err
 
 
+def test_download_of_a_non_archive_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys,
+                                                    tmp_path: Path) -> None:
+    """A captive portal answering with HTML: a message and exit status 2, no traceback, nothing written."""
+    from segdemo.cli import main
+
+    monkeypatch.setattr(datasets, "fetch", lambda url, timeout=15.0: b"<html>please log in</html>")
+    assert main(["data", "download", "isbi2012", "--data-dir", str(tmp_path)]) == 2
+    assert "not a zip archive" in capsys.readouterr().err
+    assert not (tmp_path / "isbi2012").exists()
+
+
 def test_extract_keeps_only_the_data_set(tmp_path: Path) -> None:
     src = datasets.SOURCES["isbi2012"]
     buf = io.BytesIO()
