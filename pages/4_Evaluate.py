@@ -7,12 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 from segdemo import samples, ui
-from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, decode_mask, evaluate_annotators,
-                              evaluate_pair, pair_files, read_zip, run_batch, short_list)
+from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, evaluate_annotators,
+                              evaluate_pair, pair_files, read_zip, short_list)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.images import UPLOAD_TYPES, decode_image
-from segdemo.inference import predict_with_cpu_fallback
+from segdemo.images import UPLOAD_TYPES
 from segdemo.ui import eval_widgets as ew
 from segdemo.ui import tr
 
@@ -146,41 +145,8 @@ signature = (tuple(sorted(files)), settings.model_name, settings.inference_size,
              gt_set.key, ignore, policy, None if mapping is None else mapping.pred_to_gt, boundary)
 
 if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or plan.images_without_mask)):
-    bar = st.progress(0.0, text=tr("eval.batch.starting"))
-
-    def read(name: str) -> bytes:
-        value = files[name]
-        return value.read_bytes() if isinstance(value, Path) else value
-
-    model = ui.get_model(settings.model_name, settings)  # once: its messages show once
-    fell_back: list[bool] = []  # out of GPU memory, an image runs on the CPU
-    # Label maps are small: keep them so changing a convention only re-scores.
-    preds: dict = st.session_state.setdefault("_eval_batch_preds", {})
-
-    def load(key: str, image_name: str, mask_name: str):
-        image = decode_image(read(image_name), image_name)
-        truth = decode_mask(read(mask_name), mask_name, gt_set, ignore, image.rgb.shape[:2])
-        weights_file = model.weights_path and (str(model.weights_path), model.weights_path.stat().st_mtime_ns)
-        pred_key = (image.digest, settings.model_name, weights_file, settings.inference_size, settings.device,
-                    settings.half)
-        if pred_key not in preds:
-            pred, oom = predict_with_cpu_fallback(model, entry, image.rgb, settings.inference_size, settings.device,
-                                                  settings.half,
-                                                  cpu_model=lambda: ui.get_model(settings.model_name, settings, "cpu"))
-            fell_back.append(oom)
-            preds[pred_key] = pred.labels
-            while len(preds) > 500:
-                preds.pop(next(iter(preds)))
-        return preds[pred_key], truth.labels, truth.notices
-
-    def progress(i: int, n: int, name: str) -> None:
-        bar.progress(i / n if n else 1.0, text=tr("eval.batch.progress", i=i, n=n, name=name))
-
     accumulator = BatchAccumulator(gt_set, ignore, policy, mapping, boundary=boundary)
-    batch = run_batch(plan.pairs, load, accumulator, progress, plan.images_without_mask)
-    bar.empty()
-    if any(fell_back):
-        st.warning(tr("model.oom"))
+    batch = ew.run_model_batch(files, plan, settings, gt_set, ignore, accumulator)
     st.session_state["eval_batch_result"] = (signature, batch)
 
 stored = st.session_state.get("eval_batch_result")

@@ -8,6 +8,7 @@ The pure builders (:func:`scores_frame`, :func:`confusion_figure`,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,14 +17,17 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from segdemo import i18n
-from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchResult, GroundTruth, LabelMapping, MaskError, Notice,
-                              PairResult, Policy, Scores, colorize_labels, decode_mask, describe_notice, error_counts,
-                              error_map, iou_formula_values, mapping_by_name, mapping_from_names, normalise_confusion,
-                              per_class_csv, per_image_csv, preset_mapping, to_json)
+from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchAccumulator, BatchResult, GroundTruth, LabelMapping,
+                              MaskError, Notice, PairPlan, PairResult, Policy, Scores, colorize_labels, decode_mask,
+                              describe_notice, error_counts, error_map, iou_formula_values, mapping_by_name,
+                              mapping_from_names, normalise_confusion, per_class_csv, per_image_csv, preset_mapping,
+                              run_batch, to_json)
 from segdemo.images import ImageError, InputImage, decode_image, digest_bytes
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
 from segdemo.labels import LABEL_SETS, LabelSet
-from segdemo.ui import options_formatter, set_choice, stable_choice, swatch_legend, to_display, tr
+from segdemo.inference import predict_with_cpu_fallback
+from segdemo.ui import (Settings, get_model, options_formatter, set_choice, stable_choice, swatch_legend, to_display,
+                        tr)
 
 
 def _lang() -> str:
@@ -98,6 +102,49 @@ def downloads(result: BatchResult, stem: str, meta: dict[str, object]) -> None:
                        file_name=f"{stem}_images.csv", mime="text/csv", on_click="ignore")
     c3.download_button(tr("eval.download.json"), data=lambda: to_json(result, meta, describe),
                        file_name=f"{stem}.json", mime="application/json", on_click="ignore")
+
+
+def run_model_batch(files: dict[str, bytes | Path], plan: PairPlan, settings: Settings, gt_set: LabelSet,
+                    ignore: int | None, accumulator: BatchAccumulator) -> BatchResult:
+    """Run the sidebar's model on every pair of ``plan`` and score it, with a progress bar.
+
+    Label maps are kept per session (bounded), so changing a convention only
+    re-scores; out of GPU memory, an image runs on the CPU and the page says so.
+    """
+    bar = st.progress(0.0, text=tr("eval.batch.starting"))
+    model = get_model(settings.model_name, settings)  # once: its messages show once
+    entry = settings.entry
+    weights_file = model.weights_path and (str(model.weights_path), model.weights_path.stat().st_mtime_ns)
+    preds: dict = st.session_state.setdefault("_eval_batch_preds", {})
+    fell_back: list[bool] = []
+
+    def read(name: str) -> bytes:
+        value = files[name]
+        return value.read_bytes() if isinstance(value, Path) else value
+
+    def load(key: str, image_name: str, mask_name: str) -> tuple[np.ndarray, np.ndarray, list[Notice]]:
+        image = decode_image(read(image_name), image_name)
+        truth = decode_mask(read(mask_name), mask_name, gt_set, ignore, image.rgb.shape[:2])
+        pred_key = (image.digest, settings.model_name, weights_file, settings.inference_size, settings.device,
+                    settings.half)
+        if pred_key not in preds:
+            pred, oom = predict_with_cpu_fallback(model, entry, image.rgb, settings.inference_size, settings.device,
+                                                  settings.half,
+                                                  cpu_model=lambda: get_model(settings.model_name, settings, "cpu"))
+            fell_back.append(oom)
+            preds[pred_key] = pred.labels
+            while len(preds) > 500:
+                preds.pop(next(iter(preds)))
+        return preds[pred_key], truth.labels, truth.notices
+
+    def progress(i: int, n: int, name: str) -> None:
+        bar.progress(i / n if n else 1.0, text=tr("eval.batch.progress", i=i, n=n, name=name))
+
+    batch = run_batch(plan.pairs, load, accumulator, progress, plan.images_without_mask)
+    bar.empty()
+    if any(fell_back):
+        st.warning(tr("model.oom"))
+    return batch
 
 
 # ---------------------------------------------------------------- settings
