@@ -34,6 +34,7 @@ try:
     val_files = datasets.camvid_files("val")
 except datasets.DatasetMissingError:
     val_files = []
+st.session_state["fcn_seed"] = st.session_state.get("fcn_seed", 0)  # kept while another source is shown
 SOURCES = (["camvid"] if val_files else []) + ["synthetic", "upload"]
 if st.session_state.get("fcn_source") not in SOURCES:
     st.session_state["fcn_source"] = SOURCES[0]
@@ -46,12 +47,12 @@ image: InputImage | None = None
 truth: np.ndarray | None = None
 if source == "camvid":
     names = [p.name for p, _ in val_files]
-    choice = st.selectbox(tr("fcn.val_image"), names, key="fcn_val_image")
+    choice = ui.stable_choice(st.selectbox, tr("fcn.val_image"), names, "fcn_val_image")
     img_path, lbl_path = val_files[names.index(choice)]
     image = ui.load_image_file(str(img_path))
     truth = datasets.load_label(lbl_path)
 elif source == "synthetic":
-    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, 0, key="fcn_seed")
+    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key="fcn_seed")
     rgb, truth = lab.session_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
     st.caption(tr("fcn.synthetic_caption"))
     image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)

@@ -25,6 +25,7 @@ try:
     slice_ids = datasets.isbi_slice_ids()
 except datasets.DatasetMissingError:
     slice_ids = []
+st.session_state["unet_seed"] = st.session_state.get("unet_seed", 0)  # kept while the ISBI slice is shown
 SOURCES = (["isbi"] if slice_ids else []) + ["synthetic"]
 if st.session_state.get("unet_source") not in SOURCES:
     st.session_state["unet_source"] = SOURCES[0]
@@ -40,7 +41,7 @@ if source == "isbi":
                            format_func=lambda i: f"{i} · {held_out if i in ISBI_VAL_SLICES else trained_on}")
     gray, truth = lab.session_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
 else:
-    seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, 0, key="unet_seed")
+    seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, key="unet_seed")
     gray, truth = lab.session_cache("unet_synth", (int(seed),), lambda: ut.synthetic_membranes(seed=int(seed)))
     st.caption(tr("unet.synthetic_caption"))
 

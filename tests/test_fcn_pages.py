@@ -331,11 +331,22 @@ def test_fcn_page_default_and_synthetic(app) -> None:
     val_col = [c for c in df.columns if "CamVid" in c and "mIoU" in c][0]
     assert list(df[val_col]) == pytest.approx([registry.get(n).metrics["miou"]
                                                for n in [*fc.VARIANTS, "deeplab_slim_camvid"]])
+    camvid = _camvid_available()
+    if camvid:
+        chosen = at.selectbox(key="fcn_val_image@ko").options[3]
+        at.selectbox(key="fcn_val_image@ko").set_value(chosen).run()
     at.radio(key="fcn_source@ko").set_value("synthetic").run()
     _no_exception(at)
     assert len(at.dataframe[0].value.columns) == 6  # with ground truth: per-image columns too
+    at.number_input(key="fcn_seed").set_value(7)
     at.slider(key="fcn_zoom").set_value(6.0).run()
     _no_exception(at)
+    if camvid:  # choices made under one source survive a visit to another
+        at.radio(key="fcn_source@ko").set_value("camvid").run()
+        assert at.selectbox(key="fcn_val_image@ko").value == chosen
+        at.radio(key="fcn_source@ko").set_value("synthetic").run()
+        assert at.number_input(key="fcn_seed").value == 7
+        _no_exception(at)
 
 
 def test_fcn_page_upload_with_a_bad_mask(app) -> None:
