@@ -400,3 +400,21 @@ def test_unet_page(app) -> None:
     assert shapes.iloc[-1, -1] == "[1, 2, 388, 388]"
     at.slider(key="unet_sigma").set_value(20.0).run()
     _no_exception(at)
+
+
+def test_both_pages_work_without_a_data_directory(app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine: no data sets. The drawn scene and the drawn slice run, with ground truth,
+    and the pages say how to get the real data."""
+    _need([*fc.VARIANTS, "unet_isbi2012"])
+    monkeypatch.setenv("SEGDEMO_DATA_DIR", str(tmp_path / "nothing-here"))
+    at = app("2_FCN_Skip_Comparison.py").run()
+    _no_exception(at)
+    assert not at.error
+    source = at.radio(key="fcn_source@ko")
+    assert source.value == "synthetic" and len(source.options) == 2  # no CamVid choice offered
+    assert any("data download camvid" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value.columns) == 6  # the drawn scene has its exact labels
+    at = app("3_U-Net.py").run()
+    _no_exception(at)
+    assert not at.error and len(at.metric) == 4
+    assert any("data download isbi2012" in c.value for c in at.caption)
