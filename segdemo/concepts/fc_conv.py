@@ -9,6 +9,13 @@ same weights (Long et al., 2015, "convolutionalization"):
 * ResNet style -- global average pooling then ``Linear(C, K)`` becomes a 1 x 1
   ``Conv2d(C, K, 1)`` *before* the pooling (both are linear, so they commute).
 
+and, the other way round, segdemo's own *trained* FCN-32s (CamVid): its head
+fc6 (a k x k convolution over pool5) -> fc7 -> score_fr (1 x 1 convolutions) is
+rewritten as ``Linear`` layers over the flattened k x k pool5 window
+(:class:`FullyConnectedHead`). At the input size whose pool5 map is k x k the
+FC head gives the conv head's scores; on a larger input the conv head returns
+a coarse class-score map that means something, because the weights are trained.
+
 At the training size both give one score vector, identical to the FC head; on
 a larger input the convolution slides and returns a class-score map.
 
@@ -18,9 +25,12 @@ The 1 x 1 convolution itself is a per-pixel linear map H x W x N -> H x W x M:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -213,3 +223,160 @@ def resnet18_classifier(seed: int = 0) -> tuple[nn.Module, bool, list[str]]:
     finally:
         torch.random.set_rng_state(state)
     return model.eval(), False, categories
+
+
+# ------------------------------------------------------------------ trained FCN-32s head as FC layers
+FCN_NAME = "fcn32s_camvid"
+CAMVID_DEFAULT_CLASS = 3  # Road
+POOL5_STRIDE = 32  # five 2x2 max poolings (ceil_mode) in segdemo's "same" geometry
+_FCN_LOCK = threading.Lock()  # the cached network is shared by all sessions
+
+
+def conv_to_linear(conv: nn.Conv2d) -> nn.Linear:
+    """The ``Linear(C*kh*kw, K)`` computing ``conv`` on one C x kh x kw window (flattened c, y, x)."""
+    if conv.groups != 1 or conv.dilation != (1, 1):
+        raise ValueError("only ungrouped, undilated convolutions are fully connected layers")
+    out_ch = conv.out_channels
+    linear = nn.Linear(conv.weight[0].numel(), out_ch, bias=conv.bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.reshape(out_ch, -1))
+        if conv.bias is not None:
+            linear.bias.copy_(conv.bias)
+    return linear.to(conv.weight.dtype)
+
+
+class FullyConnectedHead(nn.Module):
+    """FCN's head ``fc6 -> ReLU -> fc7 -> ReLU -> score_fr`` as the classifier it came from.
+
+    fc6 is ``Linear(C*k*k, F)`` over a flattened k x k pool5 window, fc7 and the
+    score layer are ``Linear(F, F)`` and ``Linear(F, K)``; the weights are the
+    trained convolutions' weights, reshaped. Dropout keeps the network's
+    probability and, like the network in eval mode, does nothing.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.kernel = tuple(net.fc6.kernel_size)
+        self.padding = tuple(net.fc6.padding)
+        self.in_channels = net.fc6.in_channels
+        self.fc6 = conv_to_linear(net.fc6)
+        self.drop6 = nn.Dropout(net.drop6.p)
+        self.fc7 = conv_to_linear(net.fc7)
+        self.drop7 = nn.Dropout(net.drop7.p)
+        self.score = conv_to_linear(net.score_fr)
+        self.train(net.training)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """(N, K) class scores of (N, C, k, k) pool5 windows (or their (N, C*k*k) flattening)."""
+        h = torch.relu(self.fc6(torch.flatten(window, 1)))
+        h = torch.relu(self.fc7(self.drop6(h)))
+        return self.score(self.drop7(h))
+
+    def windows(self, pool5: torch.Tensor) -> torch.Tensor:
+        """(N, K, h', w'): the FC head on every k x k window of pool5, zero-padded like fc6.
+
+        ``F.unfold`` cuts the windows; no convolution is involved.
+        """
+        (kh, kw), (ph, pw) = self.kernel, self.padding
+        padded = F.pad(pool5, (pw, pw, ph, ph))
+        out_h, out_w = padded.shape[-2] - kh + 1, padded.shape[-1] - kw + 1
+        cols = F.unfold(padded, (kh, kw))  # (N, C*kh*kw, h'*w'), columns in row-major order
+        n, d, count = cols.shape
+        scores = self.forward(cols.transpose(1, 2).reshape(n * count, d))
+        return scores.reshape(n, count, -1).permute(0, 2, 1).reshape(n, -1, out_h, out_w)
+
+
+def load_trained_fcn32s(dtype: torch.dtype = torch.float64) -> tuple[nn.Module, bool] | None:
+    """segdemo's FCN-32s (CamVid) on the CPU in eval mode, and whether its weights are random.
+
+    float64 by default: a 7x7x128 window sums 6272 products, and in float32 the
+    conv and the matrix product round differently (about 1e-5 on scores near 20);
+    in float64 what is left is ~1e-13 and the check shows the identity itself.
+    BatchNorm uses its running statistics and dropout is off (eval mode).
+    None when the weights file is missing and random weights are not allowed.
+    """
+    from segdemo import weights
+
+    try:
+        model = weights.load_model(FCN_NAME, device="cpu")
+    except weights.WeightsMissingError:
+        return None
+    return model.net.to(dtype).eval(), model.random_weights
+
+
+def fcn_window_input(net: nn.Module) -> tuple[int, int]:
+    """The input (height, width) whose pool5 map is exactly fc6's k x k window."""
+    kh, kw = net.fc6.kernel_size
+    return kh * POOL5_STRIDE, kw * POOL5_STRIDE
+
+
+def fcn_pool5_and_scores(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One real forward pass of the network: (pool5, coarse class scores ``score_fr``).
+
+    pool5 is caught as it enters fc6, so both come from the same call of ``net.features``.
+    """
+    caught: list[torch.Tensor] = []
+    with _FCN_LOCK, torch.inference_mode():
+        handle = net.fc6.register_forward_pre_hook(lambda _m, args: caught.append(args[0].clone()))
+        try:
+            scores = net.features(x)["score_fr"]
+        finally:
+            handle.remove()
+    return caught[0].contiguous(), scores.contiguous()
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """The trained FCN's conv head against its FC version on one input."""
+
+    conv_scores: torch.Tensor  # (1, K, h', w') score_fr of the real network
+    window_scores: torch.Tensor  # (1, K, h', w') the FC head on every (padded) pool5 window
+    pool5_shape: tuple[int, int]
+    map_diff: float  # max |window_scores - conv_scores|
+    fc_scores: torch.Tensor | None  # (1, K) the FC head on the whole pool5 map when it is k x k
+    centre: tuple[int, int] | None  # the conv map position whose window is the whole pool5 map
+    centre_diff: float  # max |fc_scores - conv_scores[centre]|; NaN without fc_scores
+
+
+def fcn_head_check(net: nn.Module, x: torch.Tensor) -> HeadCheck:
+    """Run the real FCN-32s on ``x`` (1, 3, H, W) and its FC head on the same pool5."""
+    pool5, conv = fcn_pool5_and_scores(net, x.to(net.fc6.weight.dtype))
+    head = FullyConnectedHead(net).eval()
+    with torch.inference_mode():
+        windows = head.windows(pool5)
+        fc = centre = None
+        centre_diff = float("nan")
+        if tuple(pool5.shape[-2:]) == head.kernel:
+            fc = head(pool5)
+            centre = head.padding
+            centre_diff = float((fc - conv[:, :, centre[0], centre[1]]).abs().max())
+    return HeadCheck(conv, windows, tuple(pool5.shape[-2:]), float((windows - conv).abs().max()), fc, centre,
+                     centre_diff)
+
+
+def class_heat(scores: torch.Tensor, cls: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the classes at each position of (1, K, h, w) scores: (P(cls) coarse, bilinear to size)."""
+    probs = scores.float().softmax(1)[0, cls]
+    big = F.interpolate(probs[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return probs, big
+
+
+def centre_square(rgb):
+    """The central square of an (H, W, 3) image (the window-size input is square, not squeezed)."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return rgb[top:top + side, left:left + side]
+
+
+def scaled_shape(hw: tuple[int, int], short_side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side ``short_side``, keeping the aspect ratio."""
+    scale = short_side / min(hw)
+    return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
+
+
+def street_images(limit: int = 12) -> list[Path]:
+    """CamVid validation frames in the data directory (empty without it)."""
+    from segdemo import config
+
+    return sorted((config.data_dir() / "camvid" / "val").glob("*.png"))[:limit]
