@@ -27,6 +27,10 @@ _forward_passes = 0
 
 # Upsampled logits larger than this many elements are processed in row bands.
 _MAX_FULL_RES_ELEMENTS = 1 << 26
+# The largest network input, in pixels. "Original size" on a 12-megapixel photo, or
+# a 520-pixel shorter side on a long panorama, would otherwise need tens of GB;
+# such inputs are scaled down (keeping the aspect ratio) to this many pixels.
+MAX_NETWORK_PIXELS = 2048 * 2048
 
 
 def forward_pass_count() -> int:
@@ -47,6 +51,8 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     device: str = "cpu"
     model_name: str = ""
+    input_size: tuple[int, int] = (0, 0)  # (height, width) fed to the network, padding excluded
+    input_capped: bool = False  # True when MAX_NETWORK_PIXELS made the input smaller than asked
     _maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -180,14 +186,24 @@ def uncertainty_maps(logits: torch.Tensor, size: tuple[int, int]) -> tuple[np.nd
     return conf.cpu().numpy().astype(np.float32), entropy.cpu().numpy().astype(np.float32)
 
 
-def network_input_size(size: tuple[int, int], resize_size: int | None) -> tuple[int, int]:
-    """(h, w) after resizing the shorter side to ``resize_size`` (None: unchanged)."""
+def network_input_size(size: tuple[int, int], resize_size: int | None,
+                       max_pixels: float | None = None) -> tuple[int, int]:
+    """(h, w) after resizing the shorter side to ``resize_size`` (None: unchanged).
+
+    A result above ``max_pixels`` (default :data:`MAX_NETWORK_PIXELS`) is scaled
+    down to it, keeping the aspect ratio.
+    """
+    max_pixels = MAX_NETWORK_PIXELS if max_pixels is None else max_pixels
     h, w = size
-    if resize_size is None:
-        return h, w
-    if h <= w:
-        return resize_size, max(1, int(resize_size * w / h))
-    return max(1, int(resize_size * h / w)), resize_size
+    if resize_size is not None:
+        if h <= w:
+            h, w = resize_size, max(1, int(resize_size * w / h))
+        else:
+            h, w = max(1, int(resize_size * h / w)), resize_size
+    if h * w > max_pixels:
+        scale = math.sqrt(max_pixels / (h * w))
+        h, w = max(1, int(h * scale)), max(1, int(w * scale))
+    return h, w
 
 
 def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, device: str,
@@ -265,7 +281,8 @@ def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
     return Prediction(
         labels=labels, logits=logits_cpu,
         timings={"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": t3 - t2},
-        device=device, model_name=entry.name,
+        device=device, model_name=entry.name, input_size=(h, w),
+        input_capped=(h, w) != network_input_size(rgb.shape[:2], inference_size, math.inf),
     )
 
 

@@ -63,6 +63,23 @@ def test_bad_uploads_are_reported_and_good_images_stay(clear_streamlit_caches):
     assert at.sidebar.slider(key="opacity").value == 0.7
 
 
+def test_a_panorama_runs_at_a_capped_network_input_and_says_so(clear_streamlit_caches):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    strip = np.tile(np.linspace(0, 255, 6000, dtype=np.uint8)[None, :, None], (20, 1, 3))
+    buffer = io.BytesIO()
+    Image.fromarray(strip).save(buffer, format="PNG")
+    at = _run(REPO / "pages" / "1_Segment.py", "en")
+    at.file_uploader(key="segment_uploader").set_value([("strip.png", buffer.getvalue(), "image/png")]).run()
+    assert not at.exception
+    # the model's own size (a 180-px shorter side) would be 180 x 54000 px: capped, and said
+    assert any("megapixels" in info.value for info in at.info)
+    assert any(c.key and c.key.startswith("show_") for c in at.checkbox), "the strip is still segmented"
+
+
 def test_language_switch_changes_the_page():
     at = _run(REPO / "pages" / "1_Segment.py", "ko")
     assert "이미지" in at.info[0].value

@@ -65,6 +65,27 @@ def test_pixel_probabilities_equal_upsample_then_softmax():
                                    atol=1e-5, rtol=1e-5)
 
 
+def test_network_input_is_capped_keeping_the_aspect_ratio():
+    cap = inference.MAX_NETWORK_PIXELS
+    for size, resize in [((10, 4000), 520), ((3000, 4000), None), ((4000, 30), 180)]:
+        h, w = network_input_size(size, resize)
+        assert h * w <= cap
+        assert h * w > 0.99 * cap  # scaled down to the cap, not further
+        assert abs((w / h) / (size[1] / size[0]) - 1) < 0.02
+    assert network_input_size((3000, 4000), None, max_pixels=float("inf")) == (3000, 4000)
+
+
+def test_predict_reports_the_network_input_and_a_capped_one(monkeypatch):
+    entry = registry.get("fcn8s_camvid")
+    model = weights.load_model(entry)
+    rgb = np.zeros((60, 400, 3), np.uint8)
+    pred = predict(model, entry, rgb, inference_size=None)
+    assert pred.input_size == (60, 400) and not pred.input_capped
+    monkeypatch.setattr(inference, "MAX_NETWORK_PIXELS", 6000)
+    pred = predict(model, entry, rgb, inference_size=None)
+    assert pred.input_capped and pred.input_size == (30, 200) and pred.labels.shape == (60, 400)
+
+
 def test_network_input_size_resizes_shorter_side():
     assert network_input_size((375, 500), 520) == (520, 693)
     assert network_input_size((500, 375), 520) == (693, 520)

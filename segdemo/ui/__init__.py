@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from segdemo import config, devices, i18n, registry, samples, weights
+from segdemo import config, devices, i18n, inference, registry, samples, weights
 from segdemo.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, load_image_file
 from segdemo.inference import Prediction, predict_with_cpu_fallback
 from segdemo.labels import LabelSet, get_label_set
@@ -383,7 +383,11 @@ def timing_caption(pred: Prediction) -> None:
     """One line with the time of each stage and the device."""
     t = pred.timings
     st.caption(tr("timing.line", pre=t["preprocess"] * 1000, fwd=t["forward"] * 1000,
-                  post=t["postprocess"] * 1000, device=devices.device_name(pred.device)))
+                  post=t["postprocess"] * 1000, device=devices.device_name(pred.device))
+               + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0]))
+    if pred.input_capped:
+        st.info(tr("timing.input_capped", w=pred.input_size[1], h=pred.input_size[0],
+                   mp=inference.MAX_NETWORK_PIXELS / 1e6))
 
 
 # ---------------------------------------------------------------- images
