@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segdemo import samples, ui
+from segdemo import config, registry, samples, ui
 from segdemo.concepts import drawing, fc_conv, figures
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
@@ -26,6 +26,11 @@ def resnet_model() -> tuple[torch.nn.Module, bool, list[str]]:
     return fc_conv.resnet18_classifier(seed=0)
 
 
+@st.cache_resource(show_spinner=False)
+def fcn_model() -> tuple[torch.nn.Module, bool] | None:
+    return fc_conv.load_trained_fcn32s()
+
+
 def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
     """Resize (height, width) and normalise an RGB image to a 1x3xHxW tensor."""
     img = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32) / 255
@@ -34,20 +39,97 @@ def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406)
 
 
 def pick_image() -> tuple[np.ndarray, str]:
-    """The user's image (upload or sample), else the first shipped sample: (rgb, digest)."""
+    """The user's image (upload or sample), else a CamVid street frame, else the first shipped sample."""
     images = ui.image_inputs("fc", allow_camera=False)
     if images:
         image = ui.choose_image(images, "fc_current")
         return image.rgb, image.digest
-    gallery = samples.shipped_samples()
+    street = fc_conv.street_images(1)
+    gallery = [(f"CamVid {p.stem}", p) for p in street] + [(s.name, s.path) for s in samples.shipped_samples()]
     if not gallery:
         return np.full((224, 224, 3), 128, dtype=np.uint8), "grey"
-    st.caption(tr("labs.fc.default_image", name=gallery[0].name))
-    image = ui.load_sample(gallery[0].path)
+    st.caption(tr("labs.fc.default_image", name=gallery[0][0]))
+    image = ui.load_sample(gallery[0][1])
     return image.rgb, image.digest
 
 
-tab_vgg, tab_resnet, tab_1x1 = st.tabs([tr("labs.fc.tab.vgg"), tr("labs.fc.tab.resnet"), tr("labs.fc.tab.1x1")])
+rgb, digest = pick_image()  # one picker for the whole page
+fcn = fcn_model()
+names = ["fcn", "vgg", "resnet", "1x1"]
+if fcn is None or fcn[1]:  # trained weights first when they are there
+    names = names[1:] + names[:1]
+tabs = dict(zip(names, st.tabs([tr(f"labs.fc.tab.{n}") for n in names])))
+tab_fcn, tab_vgg, tab_resnet, tab_1x1 = (tabs[n] for n in ("fcn", "vgg", "resnet", "1x1"))
+
+# ---------------------------------------------------------------- trained FCN-32s: conv head vs FC head
+with tab_fcn:
+    st.markdown(tr("labs.fc.fcn_intro"))
+    lab.latex(r"W_{fc6} \in \mathbb{R}^{F \times C \times k \times k} \;\xrightarrow{\text{reshape}}\; "
+              r"\mathbb{R}^{F \times (C\cdot k\cdot k)},\qquad W_{fc7},\,W_{score}:\;"
+              r"\mathbb{R}^{M \times N \times 1 \times 1} \to \mathbb{R}^{M \times N}")
+    entry = registry.get(fc_conv.FCN_NAME)
+    if fcn is None:
+        st.warning(tr("labs.fc.fcn_missing", file=entry.weights.filename, folder=str(config.weights_dir())))
+    else:
+        net, fcn_random = fcn
+        if fcn_random:
+            st.warning(tr("labs.fc.fcn_random", file=entry.weights.filename))
+        else:
+            st.info(tr("labs.fc.fcn_trained", file=entry.weights.filename))
+        head = fc_conv.FullyConnectedHead(net)
+        conv_n = sum(p.numel() for m in (net.fc6, net.fc7, net.score_fr) for p in m.parameters())
+        fc_n = sum(p.numel() for p in head.parameters())
+        (k, _), (pad, _) = head.kernel, head.padding
+        st.markdown(tr("labs.fc.fcn_heads", c=head.in_channels, f=net.fc6.out_channels, k=k, p=pad,
+                       n=head.fc6.in_features, K=net.num_classes, conv=f"{conv_n:,}", fc=f"{fc_n:,}",
+                       ok=lab.check_mark(conv_n == fc_n)))
+        mean, std = entry.preprocess.mean, entry.preprocess.std
+        win = fc_conv.fcn_window_input(net)
+        st.subheader(tr("labs.fc.fcn_window_title", h=win[0], w=win[1], k=k))
+        square = fc_conv.centre_square(rgb)
+        eq = lab.session_cache("fc_fcn_win", (digest, win),
+                               lambda: fc_conv.fcn_head_check(net, to_tensor(square, win, mean, std)))
+        assert eq.fc_scores is not None and eq.centre is not None
+        cy, cx = eq.centre
+        left, right = st.columns([1, 2])
+        left.image(np.asarray(Image.fromarray(square).resize((win[1], win[0]), Image.BILINEAR)),
+                   caption=tr("labs.fc.fcn_window_caption", h=win[0], w=win[1]))
+        right.dataframe(pd.DataFrame({
+            tr("labs.fc.col.class"): [ui.class_label("camvid", i) for i in range(net.num_classes)],
+            tr("labs.fc.fcn_col_fc"): eq.fc_scores[0].numpy(),
+            tr("labs.fc.fcn_col_conv", y=cy, x=cx): eq.conv_scores[0, :, cy, cx].numpy(),
+        }), hide_index=True, height=35 * (net.num_classes + 1) + 3)  # every class, no scrolling
+        ok = eq.centre_diff <= TOLERANCE
+        (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr(
+            "labs.fc.fcn_max_diff", K=net.num_classes, diff=eq.centre_diff, tol=TOLERANCE))
+        st.caption(tr("labs.fc.fcn_padding_note", p=pad, h=eq.conv_scores.shape[2], w=eq.conv_scores.shape[3],
+                      y=cy, x=cx, k=k, diff=eq.map_diff))
+
+        st.subheader(tr("labs.fc.fcn_larger_title"))
+        c1, c2 = st.columns(2)
+        short = c1.select_slider(tr("labs.fc.fcn_short_side"), [180, 240, 360, 480], value=240, key="fc_fcn_size")
+        st.session_state.setdefault("fc_fcn_cls", fc_conv.CAMVID_DEFAULT_CLASS)
+        class_names = [ui.class_label("camvid", i) for i in range(net.num_classes)]
+        with c2:
+            cls_f = ui.stable_choice(st.selectbox, tr("labs.fc.fcn_class"), list(range(net.num_classes)),
+                                     key="fc_fcn_cls", format_func=class_names.__getitem__)
+        shape = fc_conv.scaled_shape(rgb.shape[:2], short)
+        big = lab.session_cache("fc_fcn_map", (digest, shape),
+                                lambda: fc_conv.fcn_head_check(net, to_tensor(rgb, shape, mean, std)))
+        probs, heat = fc_conv.class_heat(big.conv_scores, cls_f, shape)
+        h, w = big.conv_scores.shape[-2:]
+        name = class_names[cls_f]
+        base = np.asarray(Image.fromarray(rgb).resize((shape[1], shape[0]), Image.BILINEAR))
+        left, right = st.columns(2)
+        left.image(drawing.blend_heat(base, heat.numpy(), alpha=0.7, gamma=1.0),
+                   caption=tr("labs.fc.fcn_heat_caption", h=h, w=w, cls=name), width="stretch")
+        right.plotly_chart(figures.value_heatmap(probs.numpy(), tr("labs.fc.prob_map", cls=name), annotate=False,
+                                                 colorbar=True), width="stretch")
+        st.markdown(tr("labs.fc.fcn_map_explain", H=shape[0], W=shape[1], ph=big.pool5_shape[0],
+                       pw=big.pool5_shape[1], h=h, w=w, k=k))
+        ok = big.map_diff <= TOLERANCE
+        st.markdown(f"{lab.check_mark(ok)} " + tr("labs.fc.fcn_window_check", h=h, w=w, diff=big.map_diff))
+        st.caption(tr("labs.fc.fcn_note"))
 
 # ---------------------------------------------------------------- FC over k x k -> k x k conv
 with tab_vgg:
@@ -63,7 +145,6 @@ with tab_vgg:
     st.markdown(tr("labs.fc.vgg_heads", c=c, k=k, K=model.classifier.out_features, fc=f"{fc_params:,}",
                    conv=f"{conv_params:,}", ok=lab.check_mark(fc_params == conv_params)))
     st.warning(tr("labs.fc.vgg_random"))
-    rgb, digest = pick_image()
     st.subheader(tr("labs.fc.train_size_title", size=model.train_size))
     x_train = to_tensor(rgb, (model.train_size, model.train_size))
     eq = fc_conv.compare_vgg(model, x_train)
@@ -106,7 +187,7 @@ with tab_resnet:
         st.success(tr("labs.fc.resnet_real"))
     else:
         st.warning(tr("labs.fc.resnet_random"))
-    rgb_r = rgb  # the image chosen in the first tab (one picker per page)
+    rgb_r = rgb  # the page's image (one picker per page)
     with torch.no_grad():
         eq = fc_conv.compare_resnet(resnet, to_tensor(rgb_r, (224, 224)))
     ok = eq.max_abs_diff <= TOLERANCE

@@ -142,6 +142,41 @@ def test_fc_vs_conv_page(lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
+def test_fc_page_trained_fcn32s_tab(lang: str) -> None:
+    """The trained FCN-32s tab comes first; its table is the real network's scores, recomputed here."""
+    from PIL import Image
+
+    from segdemo import samples, weights
+    from segdemo.concepts import fc_conv
+
+    at = run("fc", lang)
+    no_problems(at)
+    assert at.tabs[0].label == i18n_t("labs.fc.tab.fcn", lang)
+    assert not any(i18n_t("labs.fc.fcn_random", lang)[:20] in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if i18n_t("labs.fc.fcn_col_fc", lang) in d.value.columns)
+    # independent recomputation: the shipped network, in float64, on the page's default image
+    path = (fc_conv.street_images(1) or [s.path for s in samples.shipped_samples()])[0]
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    square = rgb[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    img = np.asarray(Image.fromarray(square).resize((224, 224), Image.BILINEAR), dtype=np.float32) / 255
+    x = (torch.from_numpy(img).permute(2, 0, 1)[None] - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) \
+        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    net = weights.load_model("fcn32s_camvid", device="cpu").net.double()
+    with torch.no_grad():
+        centre = net.coarse_scores(x.double())[0, :, 3, 3].numpy()
+    fc_col, conv_col = table.columns[1], table.columns[2]
+    assert np.abs(table[conv_col].to_numpy() - centre).max() < 1e-9
+    assert np.abs(table[fc_col].to_numpy() - centre).max() <= 1e-5
+    assert any("✓" in m.value and "F.unfold" in m.value for m in at.markdown)
+    at.select_slider(key="fc_fcn_size").set_value(180).run()
+    at.selectbox(key=f"fc_fcn_cls@{lang}").set_value(0).run()  # Sky
+    no_problems(at)
+    assert not any("✗" in m.value and "F.unfold" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
 def test_separable_page_counts_match_modules(lang: str) -> None:
     at = run("sep", lang)
     no_problems(at)
