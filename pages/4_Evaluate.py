@@ -158,10 +158,9 @@ if stored[0] != signature:
 batch = stored[1]
 for record in batch.errors:
     st.warning(ew.describe(record.error))
-noted = [(r.name, n) for r in batch.scored for n in r.notices if n.level != "info"]
+noted = batch.warnings()
 if noted:
     with st.expander(tr("eval.batch.notices", n=len(noted))):
-        for _, n in noted:
-            st.write("• " + ew.describe(n))
+        st.markdown("\n".join("- " + ew.describe(n) for notices in noted.values() for n in notices))
 ew.batch_views(batch, gt_set, "eval_batch", other)
 ew.downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})

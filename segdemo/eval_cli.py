@@ -66,6 +66,10 @@ def format_report(result: BatchResult, label_set: LabelSet, lang: str = "en") ->
     lines.append(i18n.t("eval.cli.counted", lang, scored=len(result.scored), errors=len(result.errors)))
     for r in result.errors:
         lines.append("  ! " + describe(r.error, lang))
+    warned = result.warnings()
+    if warned:
+        lines.append(i18n.t("eval.batch.notices", lang, n=len(warned)) + ":")
+        lines.extend("  ~ " + describe(n, lang) for notices in warned.values() for n in notices)
     return "\n".join(lines)
 
 

@@ -187,3 +187,28 @@ def test_voc_predictions_against_camvid_truth_use_the_preset(capsys, data_dir, t
     assert rows["Sky"]["in_mean"] is False and rows["Sky"]["FN"] == int((truth == 0).sum())
     # The "other" column (VOC background on Sky, Road...) is counted but is no class of its own.
     assert np.array(data["confusion_matrix"]).shape == (12, 12) and len(data["per_class"]) == 11
+
+
+def test_text_report_tells_what_was_done_to_masks(capsys, tmp_path):
+    """Resized masks, unknown colours and ids outside the label set are said in the text report, too."""
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "masks").mkdir()
+    pred = np.zeros((4, 4), np.uint8)
+    for stem in ("resized", "colours", "ids"):
+        (tmp_path / "pred" / f"{stem}.png").write_bytes(encode_index_png(pred, CAMVID))
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "masks" / "resized.png")
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:] = CAMVID.colors[3]
+    rgb[0, :2] = (1, 2, 3)
+    Image.fromarray(rgb).save(tmp_path / "masks" / "colours.png")
+    ids = np.zeros((4, 4), np.uint8)
+    ids[0, 0] = 40
+    Image.fromarray(ids).save(tmp_path / "masks" / "ids.png")
+    code, out, _ = _run(capsys, "--pred", str(tmp_path / "pred"), "--masks", str(tmp_path / "masks"),
+                        "--labels", "camvid", "--no-boundary")
+    assert code == 0
+    assert i18n.t("eval.batch.notices", "en", n=3) + ":" in out
+    assert "resized.png: the mask is 8×8 but the image is 4×4" in out
+    assert "colours.png: 1 colour(s) are in no palette entry (2 pixels): RGB(1, 2, 3) × 2" in out
+    assert "ids.png: ids that are neither a class of CamVid (11 classes) (0..10) nor the ignore label" in out
+    assert "40 × 1" in out

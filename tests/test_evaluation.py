@@ -125,7 +125,8 @@ def test_out_of_set_ids_are_reported(voc_truth):
     gt = decode_mask(_png(bad, "L"), "bad.png", VOC)
     assert gt.out_of_set == {21: 3, 30: 20}
     note = next(n for n in gt.notices if n.key == "eval.note.out_of_set")
-    assert note.values["pixels"] == 23
+    assert note.values["pixels"] == 23 and note.values["ids"] == "21 × 3, 30 × 20"
+    assert "(0..20)" in describe_notice(note, "en")  # VOC's classes are 0..20; 21 is outside
     res = evaluate_pair(np.zeros_like(truth), gt.labels, VOC, 255)
     assert res.scores.cm.sum() == int((truth != 255).sum()) - int((truth[:4, :5] != 255).sum()) - int(
         (truth[-1, :3] != 255).sum())

@@ -8,13 +8,12 @@
 """
 
 from segdemo.evaluate.batch import (BatchAccumulator, BatchResult, ImageRecord, PairPlan, pair_by_name, pair_files,
-                                    per_class_csv, per_image_csv, read_folder, read_zip, run_batch, short_list,
-                                    to_json,
+                                    per_class_csv, per_image_csv, read_folder, read_zip, run_batch, to_json,
                                     to_json_dict)
 from segdemo.evaluate.mapping import OTHER, LabelMapping, identity, mapping_by_name, mapping_from_names, preset_mapping
 from segdemo.evaluate.maps import colorize_labels, error_counts, error_map, hatch
 from segdemo.evaluate.masks import (GroundTruth, MaskError, Notice, decode_mask, describe_notice, encode_index_png,
-                                    valid_mask)
+                                    short_list, valid_mask)
 from segdemo.evaluate.scoring import (ABSENT_POLICIES, EvaluationError, PairResult, Policy, Scores, evaluate_annotators,
                                       evaluate_pair,
                                       iou_formula_values, normalise_confusion, score_confusion)

@@ -113,12 +113,6 @@ def pair_files(names: Iterable[str]) -> PairPlan:
     return plan
 
 
-def short_list(names: list[str], limit: int = 10) -> str:
-    """The first ``limit`` names, comma-separated, and how many more there are."""
-    rest = len(names) - limit
-    return ", ".join(names[:limit]) + (f", … (+{rest})" if rest > 0 else "")
-
-
 def pair_by_name(image_names: Iterable[str], mask_names: Iterable[str]) -> PairPlan:
     """Pair two explicit lists (an images folder and a masks folder) on :func:`pair_key`."""
     images: dict[str, str] = {}
@@ -201,6 +195,10 @@ class BatchResult:
     @property
     def scored(self) -> list[ImageRecord]:
         return [r for r in self.images if r.error is None]
+
+    def warnings(self) -> dict[str, list[Notice]]:
+        """Image name -> its notices above "info" level (mask resized, unknown colours, ids outside the set)."""
+        return {r.name: warned for r in self.images if (warned := [n for n in r.notices if n.level != "info"])}
 
 
 class BatchAccumulator:

@@ -67,6 +67,12 @@ class GroundTruth:
     unknown_colors: list[tuple[tuple[int, int, int], int]] = field(default_factory=list)
 
 
+def short_list(names: list[str], limit: int = 10) -> str:
+    """The first ``limit`` names, comma-separated, and how many more there are."""
+    rest = len(names) - limit
+    return ", ".join(names[:limit]) + (f", … (+{rest})" if rest > 0 else "")
+
+
 def valid_mask(labels: np.ndarray, num_classes: int, ignore_index: int | None) -> np.ndarray:
     """Pixels that take part in evaluation: ids inside the label set, not the ignore label."""
     valid = (labels >= 0) & (labels < num_classes)
@@ -195,7 +201,7 @@ def decode_mask(
 
     if unknown:
         total = sum(n for _, n in unknown)
-        listed = ", ".join(f"RGB{c} × {n}" for c, n in unknown[:5])
+        listed = short_list([f"RGB{c} × {n}" for c, n in unknown], limit=5)
         notices.append(Notice("eval.note.unknown_colors",
                               {"name": name, "count": len(unknown), "pixels": total, "colors": listed},
                               "warning"))
@@ -208,10 +214,10 @@ def decode_mask(
         if bad.any():
             values, counts = np.unique(labels[bad], return_counts=True)
             out_of_set = {int(v): int(n) for v, n in zip(values, counts)}
-            listed = ", ".join(f"{v} × {n}" for v, n in list(out_of_set.items())[:8])
+            listed = short_list([f"{v} × {n}" for v, n in out_of_set.items()], limit=8)
             notices.append(Notice("eval.note.out_of_set",
                                   {"name": name, "ids": listed, "pixels": int(counts.sum()),
-                                   "labels": label_set.key, "n": label_set.num_classes},
+                                   "labels": label_set.key, "last": label_set.num_classes - 1},
                                   "warning"))
 
     if image_size is not None and labels.shape != tuple(image_size):
