@@ -9,6 +9,7 @@ from PIL import Image
 
 from segdemo import config, registry, samples, ui
 from segdemo.concepts import drawing, fc_conv, figures
+from segdemo.inference import network_input_size
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -113,7 +114,7 @@ with tab_fcn:
         with c2:
             cls_f = ui.stable_choice(st.selectbox, tr("labs.fc.fcn_class"), list(range(net.num_classes)),
                                      key="fc_fcn_cls", format_func=class_names.__getitem__)
-        shape = fc_conv.scaled_shape(rgb.shape[:2], short)
+        shape = network_input_size(rgb.shape[:2], short)
         big = lab.session_cache("fc_fcn_map", (digest, shape),
                                 lambda: fc_conv.fcn_head_check(net, to_tensor(rgb, shape, mean, std)))
         probs, heat = fc_conv.class_heat(big.conv_scores, cls_f, shape)

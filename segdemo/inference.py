@@ -206,6 +206,14 @@ def network_input_size(size: tuple[int, int], resize_size: int | None,
     return h, w
 
 
+def normalize(images_uint8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """N x C x H x W uint8 (or float 0..255) -> float, scaled to [0, 1] then standardised per channel."""
+    x = images_uint8.float() / 255.0
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
 def preprocess(rgb: np.ndarray, entry: ModelEntry, inference_size: int | None, device: str,
                dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, tuple[int, int]]:
     """RGB uint8 (H, W, 3) to the normalised network input [1, C, h, w] on ``device``.

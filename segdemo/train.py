@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from segdemo import config, datasets
+from segdemo.inference import normalize
 from segdemo.labels import CAMVID, ISBI, LabelSet
 from segdemo.metrics import boundary_f1_per_class, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
 from segdemo.models import BUILDERS
@@ -145,14 +146,6 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
-
-
-def normalize(images_uint8: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """N x C x H x W uint8 -> float, scaled to [0, 1] then standardised per channel."""
-    x = images_uint8.float() / 255.0
-    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
-    return (x - m) / s
 
 
 def class_weights(labels: np.ndarray, num_classes: int, ignore_index: int | None) -> torch.Tensor:

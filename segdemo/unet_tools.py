@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segdemo.inference import normalize
 from segdemo.models.unet import (
     LevelShape,
     Tile,
@@ -230,9 +231,7 @@ def tiled_labels(model: torch.nn.Module, mean: tuple[float, ...], std: tuple[flo
     net: UNet = getattr(model, "net", model)
     param = next(net.parameters())
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(gray)).to(param.device).float()[None, None] / 255.0
-        m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-        x = (x - m) / torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+        x = normalize(torch.from_numpy(np.ascontiguousarray(gray)).to(param.device)[None, None], mean, std)
         scores = overlap_tile_forward(net, x.to(param.dtype), int(out_tile))
     return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()
 

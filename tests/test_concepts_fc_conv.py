@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from segdemo.concepts import fc_conv
+from segdemo.inference import network_input_size
 
 torch.set_num_threads(1)
 
@@ -171,7 +172,7 @@ def test_trained_score_map_is_meaningful_on_camvid(trained: nn.Module) -> None:
     for frame in frames:
         rgb = np.asarray(Image.open(frame).convert("RGB"))
         truth = np.asarray(Image.open(frame.parent.parent / "valannot" / frame.name))
-        shape = fc_conv.scaled_shape(rgb.shape[:2], 240)
+        shape = network_input_size(rgb.shape[:2], 240)
         check = fc_conv.fcn_head_check(trained, _tensor(rgb, shape))
         up = torch.nn.functional.interpolate(check.conv_scores, size=truth.shape, mode="bilinear",
                                              align_corners=False)[0].argmax(0).numpy()

@@ -369,14 +369,11 @@ def centre_square(rgb):
     return rgb[top:top + side, left:left + side]
 
 
-def scaled_shape(hw: tuple[int, int], short_side: int) -> tuple[int, int]:
-    """(height, width) with the shorter side ``short_side``, keeping the aspect ratio."""
-    scale = short_side / min(hw)
-    return max(1, round(hw[0] * scale)), max(1, round(hw[1] * scale))
-
-
 def street_images(limit: int = 12) -> list[Path]:
     """CamVid validation frames in the data directory (empty without it)."""
-    from segdemo import config
+    from segdemo import datasets
 
-    return sorted((config.data_dir() / "camvid" / "val").glob("*.png"))[:limit]
+    try:
+        return [image for image, _ in datasets.camvid_files("val")[:limit]]
+    except datasets.DatasetMissingError:
+        return []

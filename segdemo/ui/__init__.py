@@ -294,7 +294,9 @@ def _cached_model(name: str, device: str, half: bool, weights_identity: str) -> 
     return weights.load_model(name, device=device, half=half)
 
 
-def _weights_identity(entry: ModelEntry) -> str:
+def weights_identity(entry: ModelEntry) -> str:
+    """What makes the weights of ``entry`` distinct (file path, mtime, size; or "random"/"missing"),
+    part of every cache key so a replaced file is never served from a stale entry."""
     path = weights.locate(entry)
     if path is None:
         return "random" if config.allow_random_weights() else "missing"
@@ -336,7 +338,7 @@ def get_model(name: str, settings: Settings, device: str | None = None) -> weigh
         if weights.locate(entry) is None and entry.weights.url and not config.allow_random_weights():
             _download_with_progress(entry)
         with st.spinner(tr("model.loading", name=entry.display_name, device=device)):
-            model = _cached_model(name, device, half, _weights_identity(entry))
+            model = _cached_model(name, device, half, weights_identity(entry))
     except weights.WeightsMissingError as exc:
         show_weights_missing(exc)
         st.stop()
@@ -359,7 +361,7 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
     """
     name = model_name or settings.model_name
     entry = registry.get(name)
-    key = (image.digest, name, _weights_identity(entry), settings.device, settings.half, settings.inference_size)
+    key = (image.digest, name, weights_identity(entry), settings.device, settings.half, settings.inference_size)
     cache: OrderedDict = st.session_state.setdefault("_predictions", OrderedDict())
     if key in cache:
         cache.move_to_end(key)
@@ -513,5 +515,5 @@ def load_sample(path: Path) -> InputImage:
 __all__ = [
     "Settings", "tr", "options_formatter", "stable_choice", "set_choice", "class_label", "setup_page", "get_model", "predict_cached", "image_inputs",
     "choose_image", "swatch_legend", "class_legend_toggles", "to_display", "timing_caption", "show_image_notes",
-    "show_weights_missing", "load_sample", "load_image_file",
+    "show_weights_missing", "load_sample", "load_image_file", "weights_identity",
 ]

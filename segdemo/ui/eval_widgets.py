@@ -27,7 +27,7 @@ from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, T
 from segdemo.labels import LABEL_SETS, LabelSet
 from segdemo.inference import predict_with_cpu_fallback
 from segdemo.ui import (Settings, get_model, options_formatter, set_choice, stable_choice, swatch_legend, to_display,
-                        tr)
+                        tr, weights_identity)
 
 
 def _lang() -> str:
@@ -114,7 +114,7 @@ def run_model_batch(files: dict[str, bytes | Path], plan: PairPlan, settings: Se
     bar = st.progress(0.0, text=tr("eval.batch.starting"))
     model = get_model(settings.model_name, settings)  # once: its messages show once
     entry = settings.entry
-    weights_file = model.weights_path and (str(model.weights_path), model.weights_path.stat().st_mtime_ns)
+    weights = weights_identity(entry)
     preds: dict = st.session_state.setdefault("_eval_batch_preds", {})
     fell_back: list[bool] = []
 
@@ -125,7 +125,7 @@ def run_model_batch(files: dict[str, bytes | Path], plan: PairPlan, settings: Se
     def load(key: str, image_name: str, mask_name: str) -> tuple[np.ndarray, np.ndarray, list[Notice]]:
         image = decode_image(read(image_name), image_name)
         truth = decode_mask(read(mask_name), mask_name, gt_set, ignore, image.rgb.shape[:2])
-        pred_key = (image.digest, settings.model_name, weights_file, settings.inference_size, settings.device,
+        pred_key = (image.digest, settings.model_name, weights, settings.inference_size, settings.device,
                     settings.half)
         if pred_key not in preds:
             pred, oom = predict_with_cpu_fallback(model, entry, image.rgb, settings.inference_size, settings.device,
