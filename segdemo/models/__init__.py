@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from segdemo.models.deeplab_slim import deeplab_slim
 from segdemo.models.fcn import fcn8s, fcn16s, fcn32s
+from segdemo.models.mobilenet_v2 import deeplabv3_mobilenet_v2, lraspp_mobilenet_v2
 from segdemo.models.unet import unet
 
 BUILDERS: dict[str, Callable[..., Any]] = {
@@ -18,4 +19,6 @@ BUILDERS: dict[str, Callable[..., Any]] = {
     "fcn8s": fcn8s,
     "unet": unet,
     "deeplab_slim": deeplab_slim,
+    "deeplabv3_mobilenet_v2": deeplabv3_mobilenet_v2,
+    "lraspp_mobilenet_v2": lraspp_mobilenet_v2,
 }
