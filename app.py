@@ -3,7 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from segdemo import devices, registry, weights
+from segdemo.inference import devices
+from segdemo.models import registry
+from segdemo.models import weights
 from segdemo.ui import page_links, setup_page, tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)

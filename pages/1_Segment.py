@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from segdemo import render, ui
+from segdemo import ui
+from segdemo.render import overlay
 from segdemo.ui import tr
 
 settings = ui.setup_page("page.segment")
@@ -21,10 +22,10 @@ pred = ui.predict_cached(image, settings)
 ui.timing_caption(pred)
 st.caption(tr("segment.labelset_note", labels=tr(f"labelset.{label_set.key}")))
 
-view = ui.stable_choice(st.radio, tr("segment.view"), render.VIEWS, "segment_view", horizontal=True,
+view = ui.stable_choice(st.radio, tr("segment.view"), overlay.VIEWS, "segment_view", horizontal=True,
                         format_func=ui.options_formatter("segment.view."))
 
-areas = render.class_areas(pred.labels, label_set.num_classes)
+areas = overlay.class_areas(pred.labels, label_set.num_classes)
 left, right = st.columns([3, 2])
 with right:
     st.subheader(tr("segment.classes"))
@@ -32,7 +33,7 @@ with right:
     hidden = ui.class_legend_toggles(label_set, areas)
 
 maps = {"confidence": pred.confidence, "entropy": pred.entropy} if view in ("confidence", "entropy") else {}
-composed = render.compose_view(view, image.rgb, pred.labels, label_set, settings.opacity, hidden,
+composed = overlay.compose_view(view, image.rgb, pred.labels, label_set, settings.opacity, hidden,
                                settings.outline, **maps)
 display = ui.to_display(composed, max_side=960)
 with left:
@@ -42,7 +43,7 @@ with left:
 with right:
     if click:
         scale = composed.shape[1] / click.get("width", display.shape[1])
-        xy = render.view_to_image_xy(view, int(click["x"] * scale), int(click["y"] * scale), image.rgb.shape[1])
+        xy = overlay.view_to_image_xy(view, int(click["x"] * scale), int(click["y"] * scale), image.rgb.shape[1])
         if xy and xy[0] < image.rgb.shape[1] and xy[1] < image.rgb.shape[0]:
             st.subheader(tr("segment.topk_title", x=xy[0], y=xy[1]))
             top = pred.topk_at(*xy)
@@ -54,10 +55,10 @@ with right:
                 hide_index=True,
             )
     stem = image.name.rsplit(".", 1)[0]
-    st.download_button(tr("segment.download_labels"), data=lambda: render.label_png_bytes(pred.labels, label_set),
+    st.download_button(tr("segment.download_labels"), data=lambda: overlay.label_png_bytes(pred.labels, label_set),
                        file_name=f"{stem}_{entry.name}_labels.png", mime="image/png", on_click="ignore")
     st.download_button(tr("segment.download_overlay"),
-                       data=lambda: render.png_bytes(render.overlay(image.rgb, pred.labels, label_set,
+                       data=lambda: overlay.png_bytes(overlay.overlay(image.rgb, pred.labels, label_set,
                                                                     settings.opacity, hidden, settings.outline)),
                        file_name=f"{stem}_{entry.name}_overlay.png", mime="image/png", on_click="ignore")
 
@@ -66,5 +67,5 @@ if len(images) > 1 and st.toggle(tr("segment.show_all"), key="segment_show_all")
     for i, other in enumerate(images):
         other_pred = ui.predict_cached(other, settings)
         with columns[i % 4]:
-            st.image(ui.to_display(render.overlay(other.rgb, other_pred.labels, label_set, settings.opacity,
+            st.image(ui.to_display(overlay.overlay(other.rgb, other_pred.labels, label_set, settings.opacity,
                                                   hidden, settings.outline), 480), caption=other.name)

@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from segdemo import datasets, registry, render, ui
-from segdemo import fcn_compare as fc
+from segdemo.evaluate.scoring import score_predictions
+from segdemo import ui
+from segdemo.data import datasets
+from segdemo.models import registry
+from segdemo.render import overlay
+from segdemo.labs import fcn_skips as fc
 from segdemo.evaluate import MaskError, decode_mask
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.images import InputImage
-from segdemo.labels import CAMVID
+from segdemo.data.images import InputImage
+from segdemo.data.labels import CAMVID
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -108,9 +112,9 @@ cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key="fcn_zoom_y") / 100
 window = fc.zoom_window((h, w), cx, cy, zoom)
 st.caption(tr("fcn.zoom_caption", x=window.left, y=window.top, w=window.width, h=window.height))
 
-views = {n: render.overlay(rgb, labels[n], CAMVID, settings.opacity) for n in fc.VARIANTS}
+views = {n: overlay.overlay(rgb, labels[n], CAMVID, settings.opacity) for n in fc.VARIANTS}
 if truth is not None:
-    views["truth"] = render.overlay(rgb, np.where(truth < CAMVID.num_classes, truth, CAMVID.ignore_index)
+    views["truth"] = overlay.overlay(rgb, np.where(truth < CAMVID.num_classes, truth, CAMVID.ignore_index)
                                     .astype(np.uint8), CAMVID, settings.opacity)
 cols = st.columns(len(views))
 for col, (key, view) in zip(cols, views.items()):
@@ -162,7 +166,7 @@ for name in fc.VARIANTS:
     row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
            tr("fcn.col.val_miou"): entry.metrics.get("miou"), tr("fcn.col.val_bf"): entry.metrics.get("boundary_f1")}
     if truth is not None:
-        score = fc.score_against_truth(labels[name], truth)
+        score = score_predictions([labels[name]], [truth], CAMVID)
         row[tr("fcn.col.image_miou")] = score.miou
         row[tr("fcn.col.image_bf")] = score.boundary_f1
     rows.append(row)
@@ -175,7 +179,7 @@ if has_dilated:
     row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})", tr("fcn.col.paper"): None,
            tr("fcn.col.val_miou"): d_entry.metrics.get("miou"), tr("fcn.col.val_bf"): d_entry.metrics.get("boundary_f1")}
     if truth is not None:
-        score = fc.score_against_truth(d_pred.labels, truth)
+        score = score_predictions([d_pred.labels], [truth], CAMVID)
         row[tr("fcn.col.image_miou")] = score.miou
         row[tr("fcn.col.image_bf")] = score.boundary_f1
     rows.append(row)
@@ -190,5 +194,5 @@ if has_dilated:
         st.markdown(tr("fcn.dilated_intro"))
         e1, e2 = st.columns(2)
         e1.image(ui.to_display(views["fcn8s_camvid"]), caption="FCN-8s", width="stretch")
-        e2.image(ui.to_display(render.overlay(rgb, d_pred.labels, CAMVID, settings.opacity)),
+        e2.image(ui.to_display(overlay.overlay(rgb, d_pred.labels, CAMVID, settings.opacity)),
                  caption=d_entry.architecture, width="stretch")

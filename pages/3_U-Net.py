@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from segdemo import datasets, registry, render, ui
-from segdemo import fcn_compare as fc
-from segdemo import unet_tools as ut
-from segdemo.images import InputImage
-from segdemo.inference import predict
-from segdemo.labels import ISBI
-from segdemo.train import ISBI_VAL_SLICES
+from segdemo.evaluate.scoring import score_predictions
+from segdemo import ui
+from segdemo.data import datasets
+from segdemo.models import registry
+from segdemo.render import overlay
+from segdemo.labs import unet_tiles as ut
+from segdemo.data.images import InputImage
+from segdemo.inference.pipeline import predict
+from segdemo.data.labels import ISBI
+from segdemo.training.recipes import ISBI_VAL_SLICES
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -61,10 +64,10 @@ with tab_pred:
                                  lambda: predict(model, entry, rgb, None, settings.device))
         c1, c2, c3 = st.columns(3)
         c1.image(gray, caption=tr("unet.image"), width="stretch")
-        c2.image(render.colorize(pred.labels, ISBI), caption=tr("unet.prediction"), width="stretch")
-        c3.image(render.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
+        c2.image(overlay.colorize(pred.labels, ISBI), caption=tr("unet.prediction"), width="stretch")
+        c3.image(overlay.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
         ui.swatch_legend([(ISBI.colors[c], ui.class_label("isbi", c), "") for c in range(2)])
-        score = fc.score_against_truth(pred.labels, truth, ISBI)
+        score = score_predictions([pred.labels], [truth], ISBI)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric(tr("unet.iou_membrane"), f"{score.per_class_iou[0]:.3f}")
         m2.metric(tr("unet.iou_cell"), f"{score.per_class_iou[1]:.3f}")
@@ -124,7 +127,7 @@ with tab_tiles:
             "unet_tiled", (hash(gray.tobytes()), int(out_tile), settings.device),
             lambda: ut.tiled_labels(ui.get_model(MODEL, settings), entry.preprocess.mean, entry.preprocess.std,
                                     gray, int(out_tile), settings.device))
-        stitched = ut.draw_tile_borders(render.colorize(tiled, ISBI), layout.tiles)
+        stitched = ut.draw_tile_borders(overlay.colorize(tiled, ISBI), layout.tiles)
         v2.image(stitched, caption=tr("unet.stitched"), width="stretch")
 
 # ---------------------------------------------------------------- elastic deformation
@@ -137,11 +140,11 @@ with tab_elastic:
     demo = ut.elastic_demo(gray, truth, sigma, grid, seed)
     g1, g2, g3 = st.columns(3)
     g1.image(gray, caption=tr("unet.image"), width="stretch")
-    g2.image(render.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
+    g2.image(overlay.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
     g3.image(demo.grid_before, caption=tr("unet.grid_before"), width="stretch")
     g4, g5, g6 = st.columns(3)
     g4.image(demo.image, caption=tr("unet.deformed_image"), width="stretch")
-    g5.image(render.colorize(demo.labels, ISBI), caption=tr("unet.deformed_mask"), width="stretch")
+    g5.image(overlay.colorize(demo.labels, ISBI), caption=tr("unet.deformed_mask"), width="stretch")
     g6.image(demo.grid_after, caption=tr("unet.grid_after"), width="stretch")
     mag = demo.flow.norm(dim=0)
     st.caption(tr("unet.elastic_caption", mean=float(mag.mean()), max=float(mag.max())))

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from segdemo import samples, ui
+from segdemo import ui
+from segdemo.data import samples
 from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, evaluate_annotators,
                               evaluate_pair, pair_files, read_zip, short_list)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.images import UPLOAD_TYPES
+from segdemo.data.images import UPLOAD_TYPES
 from segdemo.ui import eval_widgets as ew
 from segdemo.ui import tr
 

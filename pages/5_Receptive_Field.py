@@ -8,9 +8,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from segdemo import inference, ui
-from segdemo.concepts import drawing
-from segdemo.concepts import receptive_field as rf
+from segdemo import ui
+from segdemo.inference import pipeline
+from segdemo.labs import drawing
+from segdemo.labs import receptive_field as rf
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -130,7 +131,7 @@ def real_image_section(images: list, entry) -> None:
     device = settings.device
     lab_size = st.select_slider(tr("labs.rf.lab_size"), [128, 192, 256, 320, 384], value=256,
                                 key="rf_lab_size", help=tr("labs.rf.lab_size_help"))
-    x, (h, w) = inference.preprocess(image.rgb, entry, lab_size, device)
+    x, (h, w) = pipeline.preprocess(image.rgb, entry, lab_size, device)
     x = x.float()
     small = np.asarray(Image.fromarray(image.rgb).resize((w, h), Image.BILINEAR))
 

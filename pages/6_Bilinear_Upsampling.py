@@ -6,10 +6,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from segdemo import inference, render, ui
-from segdemo.concepts import drawing, figures
-from segdemo.concepts import interpolation as ip
-from segdemo.concepts import upsampling as up
+from segdemo import ui
+from segdemo.inference import pipeline
+from segdemo.render import overlay
+from segdemo.labs import drawing, figures
+from segdemo.labs import interpolation as ip
+from segdemo.labs import upsampling as up
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 
@@ -169,7 +171,7 @@ def model_section(images: list, entry) -> None:
     size = min(settings.inference_size or short_side, short_side, MAX_LAB_SIDE)
     if size < (settings.inference_size or short_side):
         st.caption(tr("labs.bi.size_capped", size=size))
-    x, (h, w) = inference.preprocess(image.rgb, entry, size, settings.device)
+    x, (h, w) = pipeline.preprocess(image.rgb, entry, size, settings.device)
 
     def compute() -> tuple[torch.Tensor, str]:
         with lab.GRADIENT_LOCK:
@@ -194,10 +196,10 @@ def model_section(images: list, entry) -> None:
         agree = up.agreement(res.labels, reference, res.filled if not res.filled.all() else None)
         caption = tr(f"labs.bi.method.{method}") + " — " + tr("labs.bi.agree_bilinear", share=agree)
         if res.filled.all():
-            picture = render.overlay(rgb, labels_u8, label_set, opacity)
+            picture = overlay.overlay(rgb, labels_u8, label_set, opacity)
         else:
             # Sparse output: magnify the centre so single pixels stay visible.
-            picture = drawing.grey_where(render.colorize(labels_u8, label_set), ~res.filled)
+            picture = drawing.grey_where(overlay.colorize(labels_u8, label_set), ~res.filled)
             side = min(size[0], size[1], 8 * factor)
             y0, x0 = (size[0] - side) // 2, (size[1] - side) // 2
             zoom = max(1, size[1] // side)

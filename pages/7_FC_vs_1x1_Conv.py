@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segdemo import config, registry, samples, ui
-from segdemo.concepts import drawing, fc_conv, figures
-from segdemo.inference import network_input_size
+from segdemo import config, ui
+from segdemo.models import registry
+from segdemo.data import samples
+from segdemo.labs import drawing, fc_conv, figures
+from segdemo.inference.pipeline import network_input_size
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 

@@ -5,8 +5,9 @@ import platform
 import pandas as pd
 import streamlit as st
 
-from segdemo import devices, ui
-from segdemo.concepts import separable as sep
+from segdemo import ui
+from segdemo.inference import devices
+from segdemo.labs import separable as sep
 from segdemo.ui import lab_widgets as lab
 from segdemo.ui import tr
 

@@ -1,5 +1,11 @@
 """Shared test setup.
 
+Layout: ``unit/<subpackage>/`` mirrors ``segdemo/``, ``pages/`` runs the pages
+in Streamlit's AppTest, ``e2e/`` drives the app in Chromium. Markers (see
+pytest.ini) are set here from what a test uses, so ``-m "not slow"`` or
+``-m "not browser"`` select by cost: ``data`` for tests with the ``data_dir``
+fixture, ``browser`` for ``e2e/``, ``gpu`` tests are skipped without CUDA.
+
 Without network, torchvision's weights are absent: tests build those models
 with random weights (SEGDEMO_ALLOW_RANDOM_WEIGHTS=1) unless the real file is in
 the weights folder. Tests that need the datasets read ``$SEGDEMO_DATA_DIR``
@@ -17,7 +23,9 @@ os.environ.setdefault("SEGDEMO_ALLOW_RANDOM_WEIGHTS", "1")
 
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Once for the whole run (threads started later inherit it): one thread keeps
+# timings comparable and leaves the second core to Streamlit's script threads.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,3 +50,15 @@ def clear_streamlit_caches():
     st.cache_data.clear()
     yield
     st.cache_resource.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers from what a test needs: its fixtures, its folder, the machine."""
+    no_cuda = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
+        if Path(str(item.fspath)).parent.name == "e2e":
+            item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+            item.add_marker(no_cuda)

@@ -23,7 +23,7 @@ from segdemo.evaluate.mapping import LabelMapping
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES, Notice
 from segdemo.evaluate.scoring import (EvaluationError, PairResult, Policy, Scores, evaluate_annotators, evaluate_pair,
                                       score_confusion)
-from segdemo.labels import LabelSet
+from segdemo.data.labels import LabelSet
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 MASK_EXTS = {"." + e for e in MASK_UPLOAD_TYPES}

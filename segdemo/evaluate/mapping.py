@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segdemo.labels import LabelSet
+from segdemo.data.labels import LabelSet
 
 OTHER = -1  # "no truth class": the extra last column of the confusion matrix
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from segdemo import render
-from segdemo.labels import LabelSet
+from segdemo.render import overlay
+from segdemo.data.labels import LabelSet
 
 # Okabe-Ito-like colours that stay distinct for colour-blind viewers.
 TP_COLOR = (0, 158, 115)     # bluish green: right
@@ -37,7 +37,7 @@ def colorize_labels(
 ) -> np.ndarray:
     """Class colours of ``label_set``; ``other_id`` pixels grey; invalid pixels hatched."""
     labels = np.asarray(labels)
-    rgb = render.colorize(np.clip(labels, 0, 255), label_set)
+    rgb = overlay.colorize(np.clip(labels, 0, 255), label_set)
     if other_id is not None:
         rgb[labels == other_id] = OTHER_COLOR
     if valid is not None:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from segdemo import i18n, render
-from segdemo.errors import UserError
-from segdemo.images import ImageError, open_image
-from segdemo.labels import LabelSet
+from segdemo import i18n
+from segdemo.render import overlay
+from segdemo.i18n.errors import UserError
+from segdemo.data.images import ImageError, open_image
+from segdemo.data.labels import LabelSet
 
 MASK_UPLOAD_TYPES = ("png", "bmp", "tif", "tiff", "gif", "jpg", "jpeg", "webp")
 
@@ -118,7 +119,7 @@ def decode_rgb_mask(
 
 def resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a label map to ``size`` = (height, width) by nearest neighbour (ids never blend)."""
-    return render.resize_labels(np.asarray(labels, dtype=np.int32), (size[1], size[0]))
+    return overlay.resize_labels(np.asarray(labels, dtype=np.int32), (size[1], size[0]))
 
 
 # The image decoder's refusals, in the words of the mask messages.
@@ -232,4 +233,4 @@ def decode_mask(
 
 def encode_index_png(labels: np.ndarray, label_set: LabelSet) -> bytes:
     """A palette PNG of ``labels`` (ids < 256) with the label set's colours, as VOC ships masks."""
-    return render.label_png_bytes(np.asarray(labels), label_set)
+    return overlay.label_png_bytes(np.asarray(labels), label_set)

@@ -1,6 +1,6 @@
 """From a prediction and its truth to the tables the Evaluate page shows.
 
-The counting is :mod:`segdemo.metrics`; this module adds the conventions that
+The counting is :mod:`segdemo.evaluate.metrics`; this module adds the conventions that
 libraries disagree on, each as an explicit :class:`Policy`:
 
 * a class absent from both truth and prediction (its IoU is 0/0):
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segdemo import metrics
+from segdemo.evaluate import metrics
 from segdemo.evaluate.mapping import LabelMapping
 from segdemo.evaluate.masks import Notice, valid_mask
-from segdemo.labels import LabelSet
+from segdemo.i18n.errors import UserError
+from segdemo.data.labels import LabelSet
 
 ABSENT_POLICIES = ("nan", "zero", "minus_one")
 ABSENT_VALUE = {"nan": float("nan"), "zero": 0.0, "minus_one": -1.0}
@@ -41,13 +42,8 @@ class Policy:
             raise ValueError(f"absent policy must be one of {ABSENT_POLICIES}")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """A pair that cannot be scored (e.g. every pixel ignored); ``key`` is a catalogue key."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(f"{key} {values}")
-        self.key = key
-        self.values = values
 
 
 @dataclass
@@ -138,14 +134,11 @@ def score_confusion(
 
     rows_used = cm[:n][evaluated]
     valid_total = rows_used.sum()
-    support = cm[:n].sum(1).astype(np.float64)
-    fw_use = in_class_mean & (support > 0)
     summary = {
         "mIoU": _mean(iou, in_mean),
         "pixel_accuracy": float(np.diag(cm)[:n][evaluated].sum() / valid_total) if valid_total else float("nan"),
         "mean_class_accuracy": _mean(recall, in_class_mean),
-        "fw_IoU": float((support[fw_use] * iou_raw[fw_use]).sum() / support[fw_use].sum())
-        if support[fw_use].sum() else float("nan"),
+        "fw_IoU": metrics.frequency_weighted_iou(cm, in_class_mean),
         "mean_Dice": _mean(dice, in_mean),
         "mean_precision": _mean(precision, in_class_mean),
         "mean_recall": _mean(recall, in_class_mean),
@@ -256,3 +249,67 @@ def normalise_confusion(cm: np.ndarray, mode: str) -> np.ndarray:
     sums = cm.sum(axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sums > 0, cm / np.where(sums > 0, sums, 1), np.nan)
+
+
+# ------------------------------------------------------------------ predictions of a data set
+
+
+@dataclass
+class DatasetScores:
+    """Scores of predictions over a set of images (one image is a set of one).
+
+    mIoU and pixel accuracy come from one confusion matrix over every pixel of
+    every image (:func:`score_confusion`, the Evaluate page's function); boundary F1
+    is averaged per image over the classes present, then over the images.
+    """
+
+    miou: float
+    pixel_acc: float
+    per_class_iou: np.ndarray
+    boundary_f1: float
+    per_class_boundary_f1: np.ndarray
+    images: int
+    confusion: np.ndarray
+
+    def as_card(self, label_set: LabelSet) -> dict[str, object]:
+        """The scores as a model card stores them (rounded; undefined values as null)."""
+        def clean(v: float) -> float | None:
+            return None if not np.isfinite(v) else round(float(v), 4)
+
+        return {
+            "miou": clean(self.miou),
+            "pixel_acc": clean(self.pixel_acc),
+            "boundary_f1": clean(self.boundary_f1),
+            "per_class_iou": {c: clean(v) for c, v in zip(label_set.classes, self.per_class_iou)},
+            "per_class_boundary_f1": {c: clean(v) for c, v in zip(label_set.classes, self.per_class_boundary_f1)},
+            "images": self.images,
+        }
+
+
+def score_predictions(preds: list[np.ndarray], targets: list[np.ndarray], label_set: LabelSet,
+                      with_boundary: bool = True) -> DatasetScores:
+    """Score label maps against their truths (same label set; ``label_set.ignore_index`` ignored).
+
+    The one scoring path of training, the model cards, the FCN and U-Net pages.
+    """
+    k = label_set.num_classes
+    cm = np.zeros((k, k), dtype=np.int64)
+    bf_images, bf_classes = [], []
+    for p, t in zip(preds, targets):
+        cm += metrics.confusion_matrix(p, t, k, label_set.ignore_index)
+        if with_boundary:
+            bf = metrics.boundary_f1_per_class(p, t, k, label_set.ignore_index)
+            bf_classes.append(bf)
+            if np.isfinite(bf).any():
+                bf_images.append(float(np.nanmean(bf)))
+    scores = score_confusion(cm, label_set)
+    per_class_bf = np.nanmean(np.stack(bf_classes), axis=0) if bf_classes else np.full(k, np.nan)
+    return DatasetScores(
+        miou=scores.summary["mIoU"],
+        pixel_acc=scores.summary["pixel_accuracy"],
+        per_class_iou=scores.iou,
+        boundary_f1=float(np.mean(bf_images)) if bf_images else float("nan"),
+        per_class_boundary_f1=per_class_bf,
+        images=len(preds),
+        confusion=cm,
+    )

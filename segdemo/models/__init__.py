@@ -1,24 +1,11 @@
-"""segdemo's own segmentation networks, written to be read next to the papers.
+"""Networks and how to get them: segdemo's own architectures (read next to the papers),
+the registry of every model the app offers, weights lookup/download/loading, and
+the ImageNet backbones.
 
-``BUILDERS`` maps the ``builder`` name used in model cards to a function that
-builds the network with random initialisation.
+* :mod:`~segdemo.models.fcn`, :mod:`~segdemo.models.unet`, :mod:`~segdemo.models.deeplab_slim`,
+  :mod:`~segdemo.models.mobilenet_v2`: the network definitions;
+* :mod:`~segdemo.models.builders`: the builder names model cards use;
+* :mod:`~segdemo.models.registry`: one :class:`~segdemo.models.registry.ModelEntry` per model;
+* :mod:`~segdemo.models.weights`: finding, downloading and loading weights;
+* :mod:`~segdemo.models.backbones`: the shipped ImageNet backbones.
 """
-
-from __future__ import annotations
-
-from typing import Any, Callable
-
-from segdemo.models.deeplab_slim import deeplab_slim
-from segdemo.models.fcn import fcn8s, fcn16s, fcn32s
-from segdemo.models.mobilenet_v2 import deeplabv3_mobilenet_v2, lraspp_mobilenet_v2
-from segdemo.models.unet import unet
-
-BUILDERS: dict[str, Callable[..., Any]] = {
-    "fcn32s": fcn32s,
-    "fcn16s": fcn16s,
-    "fcn8s": fcn8s,
-    "unet": unet,
-    "deeplab_slim": deeplab_slim,
-    "deeplabv3_mobilenet_v2": deeplabv3_mobilenet_v2,
-    "lraspp_mobilenet_v2": lraspp_mobilenet_v2,
-}

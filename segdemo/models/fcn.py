@@ -43,6 +43,8 @@ WIDTHS: dict[str, tuple[tuple[int, int, int, int, int], int]] = {
     "full": ((64, 128, 256, 512, 512), 4096),
     "slim": ((16, 32, 64, 128, 128), 256),
 }
+# Long, Shelhamer & Darrell (CVPR 2015), Table 2: PASCAL VOC 2011 val subset, mean IU (%).
+PAPER_TABLE2_MEAN_IU = {"FCN-32s": 59.4, "FCN-16s": 62.4, "FCN-8s": 62.7}
 CONVS_PER_BLOCK = (2, 2, 3, 3, 3)  # VGG16: 13 convolutions in five blocks
 
 # Crop offsets of the Caffe models (computed by Caffe's Crop layer for pad=100).

@@ -19,11 +19,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from segdemo import config, devices, i18n, inference, registry, samples, weights
-from segdemo.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, load_image_file
-from segdemo.inference import Prediction, predict_with_cpu_fallback
-from segdemo.labels import LabelSet, get_label_set
-from segdemo.registry import ModelEntry
+from segdemo import config, i18n
+from segdemo.inference import devices
+from segdemo.inference import pipeline
+from segdemo.models import registry
+from segdemo.data import samples
+from segdemo.models import weights
+from segdemo.data.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, load_image_file
+from segdemo.inference.pipeline import Prediction, predict_with_cpu_fallback
+from segdemo.data.labels import LabelSet, get_label_set
+from segdemo.models.registry import ModelEntry
 
 # "native" = the size the model was trained/evaluated at; 0 = the original image size
 INFERENCE_SIZES = ("native", 320, 520, 0)
@@ -389,7 +394,7 @@ def timing_caption(pred: Prediction) -> None:
                + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0]))
     if pred.input_capped:
         st.info(tr("timing.input_capped", w=pred.input_size[1], h=pred.input_size[0],
-                   mp=inference.MAX_NETWORK_PIXELS / 1e6))
+                   mp=pipeline.MAX_NETWORK_PIXELS / 1e6))
 
 
 # ---------------------------------------------------------------- images
@@ -499,7 +504,7 @@ def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]
 
 def to_display(rgb: np.ndarray, max_side: int = 1280) -> np.ndarray:
     """Downscale for the browser: encoding full-size images on every rerun is slow."""
-    from segdemo.images import downscale_for_display
+    from segdemo.data.images import downscale_for_display
 
     return downscale_for_display(rgb, max_side)
 

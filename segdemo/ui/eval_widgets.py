@@ -22,10 +22,10 @@ from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchAccumulator, BatchRes
                               describe_notice, error_counts, error_map, iou_formula_values, mapping_by_name,
                               mapping_from_names, normalise_confusion, per_class_csv, per_image_csv, preset_mapping,
                               run_batch, to_json)
-from segdemo.images import ImageError, InputImage, decode_image, digest_bytes
+from segdemo.data.images import ImageError, InputImage, decode_image, digest_bytes
 from segdemo.evaluate.maps import FN_COLOR, FP_COLOR, HATCH_DARK, OTHER_COLOR, TP_COLOR, WRONG_COLOR
-from segdemo.labels import LABEL_SETS, LabelSet
-from segdemo.inference import predict_with_cpu_fallback
+from segdemo.data.labels import LABEL_SETS, LabelSet
+from segdemo.inference.pipeline import predict_with_cpu_fallback
 from segdemo.ui import (Settings, get_model, options_formatter, set_choice, stable_choice, swatch_legend, to_display,
                         tr, weights_identity)
 

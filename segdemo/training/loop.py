@@ -1,0 +1,282 @@
+"""The training loop of ``python -m segdemo train``: data in memory, batches, the
+optimizer schedule, checkpoints for ``--resume``, then weights and model card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from segdemo.data import datasets
+from segdemo.data.download import TextProgress
+from segdemo.data.labels import CAMVID, ISBI
+from segdemo.inference.devices import pick_device
+from segdemo.inference.pipeline import normalize
+from segdemo.models.builders import count_params
+from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from segdemo.training.augment import elastic_deform
+from segdemo.training.cards import evaluate_camvid, evaluate_isbi, inference_ms, make_card
+from segdemo.training.recipes import (CAMVID_CROP, CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
+                                      ISBI_TRAIN_SLICES, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
+                                      camvid_train_subset, class_weights, lr_at, set_train_mode, with_unet_base)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+
+# ------------------------------------------------------------------ batches
+
+
+def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random scale (1-1.5x the 240x180 training resolution), crop and horizontal flip.
+
+    ``images``: N x 3 x H x W uint8, ``labels`` N x H x W, stored at ``TRAIN_STORE_SCALE``
+    of 480x360. A window of the size that becomes a 224x176 crop at the drawn
+    scale is cut out first and only that window is resized (cheap on a CPU).
+    """
+    crop_w, crop_h = CAMVID_CROP
+    store = TRAIN_STORE_SCALE
+    out_x, out_y = [], []
+    for i in idx.tolist():
+        scale = 0.5 * (1.0 + 0.5 * torch.rand(1, generator=generator).item())  # of full resolution
+        win_h = min(int(round(crop_h * store / scale)), images.shape[-2])
+        win_w = min(int(round(crop_w * store / scale)), images.shape[-1])
+        top = int(torch.randint(0, images.shape[-2] - win_h + 1, (1,), generator=generator))
+        left = int(torch.randint(0, images.shape[-1] - win_w + 1, (1,), generator=generator))
+        img = images[i : i + 1, :, top : top + win_h, left : left + win_w]
+        lbl = labels[i : i + 1, None, top : top + win_h, left : left + win_w]
+        # uint8 in, uint8 out: torch's fast path for antialiased bilinear resizing
+        img = F.interpolate(img, size=(crop_h, crop_w), mode="bilinear", antialias=True, align_corners=False)
+        lbl = F.interpolate(lbl, size=(crop_h, crop_w), mode="nearest")[:, 0]
+        if torch.rand(1, generator=generator).item() < 0.5:
+            img, lbl = img.flip(-1), lbl.flip(-1)
+        out_x.append(img)
+        out_y.append(lbl)
+    return normalize(torch.cat(out_x), IMAGENET_MEAN, IMAGENET_STD), torch.cat(out_y).long()
+
+
+def isbi_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, in_tile: int, out_tile: int,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random tiles of mirror-padded slices, flips/rotations and elastic deformation.
+
+    ``images`` are already mirror-padded by the margin; the label tile is the centre
+    ``out_tile`` of the input tile (what the unpadded net predicts).
+    """
+    margin = (in_tile - out_tile) // 2
+    xs, ys = [], []
+    span = images.shape[-1] - in_tile  # windows whose outputs cover the whole slice
+    for i in idx.tolist():
+        top = int(torch.randint(0, span + 1, (1,), generator=generator))
+        left = int(torch.randint(0, span + 1, (1,), generator=generator))
+        xs.append(images[i : i + 1, :, top : top + in_tile, left : left + in_tile])
+        # labels are padded the same way as the images
+        ys.append(labels[i : i + 1, top : top + in_tile, left : left + in_tile])
+    x = torch.cat(xs).float()
+    y = torch.cat(ys)
+    k = int(torch.randint(0, 4, (1,), generator=generator))
+    x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
+    if torch.rand(1, generator=generator).item() < 0.5:
+        x, y = x.flip(-1), y.flip(-1)
+    if torch.rand(1, generator=generator).item() < 0.7:
+        x, y = elastic_deform(x, y, alpha=1.0, sigma=10.0, grid=3, generator=generator)
+    y = y[..., margin : margin + out_tile, margin : margin + out_tile]
+    return normalize(x, ISBI_MEAN, ISBI_STD), y.long()
+
+
+# ------------------------------------------------------------------ weights io
+
+
+def save_weights(model: nn.Module, path: Path, half: bool) -> None:
+    """Write the state dict as safetensors (floating tensors in fp16 when ``half``)."""
+    sd = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+        sd[k] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+
+
+def load_weights(model: nn.Module, path: Path, strict: bool = True) -> nn.Module:
+    """Load safetensors weights (any float precision) into ``model`` in its own dtype."""
+    sd = load_file(str(path))
+    own = model.state_dict()
+    sd = {k: v.to(own[k].dtype) if k in own else v for k, v in sd.items()}
+    model.load_state_dict(sd, strict=strict)
+    return model
+
+
+# ------------------------------------------------------------------ training
+
+
+def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Train per ``args`` and write weights + model card; returns the card."""
+    recipe = RECIPES[args.model]
+    if getattr(args, "unet_base", 0):
+        recipe = with_unet_base(recipe, args.unet_base)
+    if args.dataset != recipe.dataset:
+        raise SystemExit(f"{args.model} is trained on {recipe.dataset}, not {args.dataset}")
+    name = args.name or f"{args.model}_{args.dataset}"
+    run_dir = Path(args.run_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir)
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    label_set = CAMVID if recipe.dataset == "camvid" else ISBI
+
+    model = build(recipe)
+    strategy = getattr(args, "strategy", "scratch")
+    param_groups = apply_strategy(model, strategy, getattr(args, "backbone", None), args.lr)
+    model = model.to(device)
+    if args.init_from:
+        parent_recipe = RECIPES[args.init_parent] if args.init_parent else None
+        if parent_recipe is None:
+            stem = Path(args.init_from).stem.split("_")[0]
+            parent_recipe = RECIPES[stem]
+        parent = load_weights(build(parent_recipe), Path(args.init_from))
+        model.init_from_parent(parent.to(device))  # type: ignore[operator]
+        print(f"initialised from {args.init_from} (new skip scores start at zero)", file=sys.stderr)
+
+    # ---- data in memory
+    t0 = time.monotonic()
+    if recipe.dataset == "camvid":
+        store_size = (round(480 * TRAIN_STORE_SCALE), round(360 * TRAIN_STORE_SCALE))
+        imgs, lbls, _ = datasets.load_camvid("train", size=store_size)
+        subset = camvid_train_subset(getattr(args, "train_size", 0), len(imgs), args.seed)
+        imgs, lbls = imgs[subset], lbls[subset]
+        train_x = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+        train_y = torch.from_numpy(lbls)
+        weights = class_weights(lbls, label_set.num_classes, label_set.ignore_index)
+        ignore = label_set.ignore_index
+    else:
+        in_tile = recipe.extra["tile_input"]
+        out_tile = recipe.builder_kwargs["tile_output"]
+        margin = (in_tile - out_tile) // 2
+        from segdemo.models.unet import valid_output_size
+
+        depth = recipe.builder_kwargs["depth"]
+        if recipe.builder_kwargs.get("padding") == "valid" and valid_output_size(in_tile, depth) != out_tile:
+            raise ValueError(f"tile_input {in_tile} gives {valid_output_size(in_tile, depth)} outputs, "
+                             f"not tile_output {out_tile}")
+        imgs, lbls = datasets.load_isbi(ISBI_TRAIN_SLICES)
+        from segdemo.models.unet import mirror_pad
+
+        train_x = mirror_pad(torch.from_numpy(imgs)[:, None].float(), margin, margin, margin, margin)
+        train_y = mirror_pad(torch.from_numpy(lbls)[:, None].float(), margin, margin, margin, margin)[:, 0].long()
+        weights = class_weights(lbls, label_set.num_classes, None)
+        ignore = -100
+    print(f"data loaded in {time.monotonic() - t0:.1f}s: {len(train_x)} training images; "
+          f"class weights {np.round(weights.numpy(), 2).tolist()}", file=sys.stderr)
+
+    criterion = nn.CrossEntropyLoss(weight=weights.to(device), ignore_index=ignore)
+    optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
+    batch_size = args.batch_size or recipe.batch_size
+    if recipe.dataset == "camvid":
+        steps_per_epoch = max(len(train_x) // batch_size, 1)
+    else:
+        steps_per_epoch = args.isbi_steps
+    total_steps = steps_per_epoch * args.epochs
+    warmup = min(steps_per_epoch, total_steps // 10) if not args.init_from else 0
+
+    start_epoch = 0
+    ckpt_path = run_dir / "last.pt"
+    if args.resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch = int(ckpt["epoch"])
+        print(f"resumed from {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
+
+    history: list[dict[str, float]] = []
+    if (run_dir / "history.json").exists() and start_epoch:
+        history = json.loads((run_dir / "history.json").read_text())[:start_epoch]
+    train_start = time.monotonic()
+    stop = min(args.epochs, args.stop_after) if args.stop_after else args.epochs
+    for epoch in range(start_epoch, stop):
+        # Every epoch reseeds from (seed, epoch): a resumed run continues identically.
+        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        torch.manual_seed(args.seed * 1000 + epoch)
+        set_train_mode(model, strategy)
+        order = torch.randperm(len(train_x), generator=gen)
+        bar = TextProgress(f"epoch {epoch + 1}/{args.epochs}", steps_per_epoch, unit="steps")
+        running = 0.0
+        for step in range(steps_per_epoch):
+            global_step = epoch * steps_per_epoch + step
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(global_step, total_steps, args.lr, warmup) * g["lr_mult"]
+            if recipe.dataset == "camvid":
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                x, y = camvid_batch(train_x, train_y, idx, gen)
+            else:
+                idx = torch.randint(0, len(train_x), (batch_size,), generator=gen)
+                x, y = isbi_batch(train_x, train_y, idx, in_tile, out_tile, gen)
+            x, y = x.to(device), y.to(device)
+            # U-Net trains on single tiles (its forward() tiles whole images)
+            logits = model.forward_tile(x) if hasattr(model, "forward_tile") else model(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            bar.update(step + 1, info=f"loss {running / (step + 1):.4f}")
+        bar.close()
+        entry = {"epoch": epoch + 1, "loss": running / steps_per_epoch,
+                 "seconds": round(time.monotonic() - train_start, 1)}
+        if args.eval_every and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
+            if recipe.dataset == "camvid":
+                res = evaluate_camvid(model, device, indices=CAMVID_VAL_SUBSET, with_boundary=False)
+            else:
+                res = evaluate_isbi(model, device, with_boundary=False)
+            entry["val_miou_quick"] = round(res.miou, 4)
+        history.append(entry)
+        print(json.dumps(entry), file=sys.stderr)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
+                   ckpt_path)
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    train_seconds = history[-1]["seconds"] if history else 0.0
+    if stop < args.epochs:
+        print(f"stopped after epoch {stop} of {args.epochs}; continue with --resume", file=sys.stderr)
+        return {}
+
+    # ---- store, reload the stored weights, measure, write the card
+    weights_path = out_dir / f"{name}.safetensors"
+    save_weights(model, weights_path, half=not args.fp32)
+    save_weights(model, run_dir / "final_fp32.safetensors", half=False)
+    stored = load_weights(build(recipe), weights_path).to(device)
+    print("evaluating the stored weights on val ...", file=sys.stderr)
+    if recipe.dataset == "camvid":
+        full = evaluate_camvid(stored, device)
+        subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET)
+        in_shape = (1, 3, CAMVID_SIZE[1], CAMVID_SIZE[0])
+    else:
+        full = evaluate_isbi(stored, device)
+        subset = full
+        in_shape = (1, 1, 512, 512)
+    n_all, n_train = count_params(stored), count_params(stored, trainable_only=True)
+    ms = inference_ms(stored.cpu(), in_shape, torch.device("cpu"))
+    card = make_card(args, argv, recipe, name, label_set, full, subset, n_all, n_train, ms, weights_path,
+                     history, train_seconds, device)
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({"name": name, "val_miou": card["metrics"]["miou"],
+                      "boundary_f1": card["metrics"]["boundary_f1"]}), file=sys.stderr)
+    return card
