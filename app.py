@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from segdemo.inference import devices
-from segdemo.models import registry
-from segdemo.models import weights
-from segdemo.ui import page_links, setup_page, tr
+from segdemo.models import registry, weights
+from segdemo.ui.sidebar import page_links, setup_page
+from segdemo.ui.state import tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
 st.write(tr("home.intro"))

@@ -4,38 +4,38 @@ import pandas as pd
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from segdemo import ui
+from segdemo.ui import inputs, legend, models, sidebar, state, widgets
 from segdemo.render import overlay
-from segdemo.ui import tr
+from segdemo.ui.state import tr
 
-settings = ui.setup_page("page.segment")
-images = ui.image_inputs("segment")
+settings = sidebar.setup_page("page.segment")
+images = inputs.image_inputs("segment")
 if not images:
     st.info(tr("input.none"))
     st.stop()
 
-image = ui.choose_image(images, "segment_current")
-ui.show_image_notes(image)
+image = inputs.choose_image(images, "segment_current")
+inputs.show_image_notes(image)
 entry = settings.entry
 label_set = entry.label_set
-pred = ui.predict_cached(image, settings)
-ui.timing_caption(pred)
+pred = models.predict_cached(image, settings)
+models.timing_caption(pred)
 st.caption(tr("segment.labelset_note", labels=tr(f"labelset.{label_set.key}")))
 
-view = ui.stable_choice(st.radio, tr("segment.view"), overlay.VIEWS, "segment_view", horizontal=True,
-                        format_func=ui.options_formatter("segment.view."))
+view = widgets.stable_choice(st.radio, tr("segment.view"), overlay.VIEWS, "segment_view", horizontal=True,
+                        format_func=state.options_formatter("segment.view."))
 
 areas = overlay.class_areas(pred.labels, label_set.num_classes)
 left, right = st.columns([3, 2])
 with right:
     st.subheader(tr("segment.classes"))
     st.caption(tr("segment.classes_help"))
-    hidden = ui.class_legend_toggles(label_set, areas)
+    hidden = legend.class_legend_toggles(label_set, areas)
 
 maps = {"confidence": pred.confidence, "entropy": pred.entropy} if view in ("confidence", "entropy") else {}
 composed = overlay.compose_view(view, image.rgb, pred.labels, label_set, settings.opacity, hidden,
                                settings.outline, **maps)
-display = ui.to_display(composed, max_side=960)
+display = inputs.to_display(composed, max_side=960)
 with left:
     click = streamlit_image_coordinates(display, key="segment_click")
     st.caption(tr("segment.heat_caption") if maps else tr("segment.click_hint"))
@@ -48,7 +48,7 @@ with right:
             st.subheader(tr("segment.topk_title", x=xy[0], y=xy[1]))
             top = pred.topk_at(*xy)
             st.dataframe(
-                pd.DataFrame({tr("segment.col.class"): [ui.class_label(label_set.key, c) for c, _ in top],
+                pd.DataFrame({tr("segment.col.class"): [legend.class_label(label_set.key, c) for c, _ in top],
                               tr("segment.col.probability"): [p for _, p in top]}),
                 column_config={tr("segment.col.probability"): st.column_config.ProgressColumn(
                     format="%.3f", min_value=0.0, max_value=1.0)},
@@ -65,7 +65,7 @@ with right:
 if len(images) > 1 and st.toggle(tr("segment.show_all"), key="segment_show_all"):
     columns = st.columns(4)
     for i, other in enumerate(images):
-        other_pred = ui.predict_cached(other, settings)
+        other_pred = models.predict_cached(other, settings)
         with columns[i % 4]:
-            st.image(ui.to_display(overlay.overlay(other.rgb, other_pred.labels, label_set, settings.opacity,
+            st.image(inputs.to_display(overlay.overlay(other.rgb, other_pred.labels, label_set, settings.opacity,
                                                   hidden, settings.outline), 480), caption=other.name)

@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from segdemo.evaluate.scoring import score_predictions
-from segdemo import ui
+from segdemo.data import images
+from segdemo.ui import inputs, legend, models, sidebar, state, widgets
 from segdemo.data import datasets
 from segdemo.models import registry
 from segdemo.render import overlay
@@ -18,10 +19,10 @@ from segdemo.evaluate import MaskError, decode_mask
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
 
-settings = ui.setup_page("page.fcn", show_model=False)
+settings = sidebar.setup_page("page.fcn", show_model=False)
 st.markdown(tr("fcn.intro"))
 
 known = {e.name for e in registry.list_models()}
@@ -42,8 +43,8 @@ st.session_state["fcn_seed"] = st.session_state.get("fcn_seed", 0)  # kept while
 SOURCES = (["camvid"] if val_files else []) + ["synthetic", "upload"]
 if st.session_state.get("fcn_source") not in SOURCES:
     st.session_state["fcn_source"] = SOURCES[0]
-source = ui.stable_choice(st.radio, tr("fcn.source"), SOURCES, "fcn_source", horizontal=True,
-                          format_func=ui.options_formatter("fcn.source."))
+source = widgets.stable_choice(st.radio, tr("fcn.source"), SOURCES, "fcn_source", horizontal=True,
+                          format_func=state.options_formatter("fcn.source."))
 if not val_files:
     st.caption(tr("fcn.no_camvid"))
 
@@ -51,21 +52,21 @@ image: InputImage | None = None
 truth: np.ndarray | None = None
 if source == "camvid":
     names = [p.name for p, _ in val_files]
-    choice = ui.stable_choice(st.selectbox, tr("fcn.val_image"), names, "fcn_val_image")
+    choice = widgets.stable_choice(st.selectbox, tr("fcn.val_image"), names, "fcn_val_image")
     img_path, lbl_path = val_files[names.index(choice)]
-    image = ui.load_image_file(str(img_path))
+    image = images.load_image_file(str(img_path))
     truth = datasets.load_label(lbl_path)
 elif source == "synthetic":
     seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key="fcn_seed")
-    rgb, truth = lab.session_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
+    rgb, truth = lab.lab_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
     st.caption(tr("fcn.synthetic_caption"))
     image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)
 else:
-    images = ui.image_inputs("fcn", allow_camera=False, allow_samples=True)
+    images = inputs.image_inputs("fcn", allow_camera=False, allow_samples=True)
     if not images:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
-    image = ui.choose_image(images, "fcn_choice")
+    image = inputs.choose_image(images, "fcn_choice")
     mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(MASK_UPLOAD_TYPES), key="fcn_mask",
                                  help=tr("fcn.mask_upload_help"))
     if mask_file is not None:
@@ -90,9 +91,9 @@ h, w = rgb.shape[:2]
 preds = {}
 coarse = {}
 for name in fc.VARIANTS:
-    model = ui.get_model(name, settings)
-    preds[name] = ui.predict_cached(image, run_settings, name)
-    coarse[name] = lab.session_cache(
+    model = models.get_model(name, settings)
+    preds[name] = models.predict_cached(image, run_settings, name)
+    coarse[name] = lab.lab_cache(
         "fcn_coarse", (image.digest, name, settings.device, settings.half, SIZE),
         lambda m=model, e=entries[name]: fc.coarse_scores(m, e, rgb, SIZE, settings.device))
 labels = {n: preds[n].labels for n in fc.VARIANTS}
@@ -120,10 +121,10 @@ cols = st.columns(len(views))
 for col, (key, view) in zip(cols, views.items()):
     title = tr("fcn.truth") if key == "truth" else arch(key)
     col.markdown(f"**{title}**")
-    col.image(ui.to_display(fc.draw_rectangle(view, window)), width="stretch")
+    col.image(inputs.to_display(fc.draw_rectangle(view, window)), width="stretch")
     col.image(fc.crop_zoom(view, window, out_width=480), width="stretch",
               caption=tr("fcn.zoom_window"))
-ui.swatch_legend([(CAMVID.colors[c], ui.class_label("camvid", c), "")
+legend.swatch_legend([(CAMVID.colors[c], legend.class_label("camvid", c), "")
                   for c in sorted(set(np.unique(labels["fcn8s_camvid"]).tolist()) & set(range(CAMVID.num_classes)))])
 
 # ---------------------------------------------------------------- disagreement
@@ -134,7 +135,7 @@ band = st.slider(tr("fcn.band"), 1, 16, 4, key="fcn_band")
 conc = fc.boundary_concentration([labels[n] for n in fc.VARIANTS], reference, band,
                                  CAMVID.ignore_index if truth is not None else None)
 d1, d2 = st.columns([3, 2])
-d1.image(ui.to_display(fc.disagreement_image(counts, rgb)), width="stretch",
+d1.image(inputs.to_display(fc.disagreement_image(counts, rgb)), width="stretch",
          caption=tr("fcn.disagreement_caption"))
 with d2:
     st.metric(tr("fcn.disagree_share"), f"{conc.disagree_share:.1%}")
@@ -153,7 +154,7 @@ gcols = st.columns(3)
 for col, name in zip(gcols, fc.VARIANTS):
     scores, net_size = coarse[name]
     grid = fc.score_grid_image(rgb, fc.coarse_label_map(scores), fc.STRIDES[name], net_size)
-    col.image(ui.to_display(grid), width="stretch",
+    col.image(inputs.to_display(grid), width="stretch",
               caption=tr("fcn.grid_caption", arch=arch(name), stride=fc.STRIDES[name],
                          rows=scores.shape[1], cols=scores.shape[2]))
 
@@ -174,8 +175,8 @@ DILATED = "deeplab_slim_camvid"
 has_dilated = DILATED in known
 if has_dilated:
     d_entry = registry.get(DILATED)
-    ui.get_model(DILATED, settings)
-    d_pred = ui.predict_cached(image, run_settings, DILATED)
+    models.get_model(DILATED, settings)
+    d_pred = models.predict_cached(image, run_settings, DILATED)
     row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})", tr("fcn.col.paper"): None,
            tr("fcn.col.val_miou"): d_entry.metrics.get("miou"), tr("fcn.col.val_bf"): d_entry.metrics.get("boundary_f1")}
     if truth is not None:
@@ -193,6 +194,6 @@ if has_dilated:
     with st.expander(tr("fcn.dilated_header")):
         st.markdown(tr("fcn.dilated_intro"))
         e1, e2 = st.columns(2)
-        e1.image(ui.to_display(views["fcn8s_camvid"]), caption="FCN-8s", width="stretch")
-        e2.image(ui.to_display(overlay.overlay(rgb, d_pred.labels, CAMVID, settings.opacity)),
+        e1.image(inputs.to_display(views["fcn8s_camvid"]), caption="FCN-8s", width="stretch")
+        e2.image(inputs.to_display(overlay.overlay(rgb, d_pred.labels, CAMVID, settings.opacity)),
                  caption=d_entry.architecture, width="stretch")

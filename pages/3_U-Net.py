@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from segdemo.evaluate.scoring import score_predictions
-from segdemo import ui
+from segdemo.ui import legend, models, sidebar, state, widgets
 from segdemo.data import datasets
 from segdemo.models import registry
 from segdemo.render import overlay
@@ -16,11 +16,11 @@ from segdemo.data.images import InputImage
 from segdemo.inference.pipeline import predict
 from segdemo.data.labels import ISBI
 from segdemo.training.recipes import ISBI_VAL_SLICES
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
 
 MODEL = "unet_isbi2012"
-settings = ui.setup_page("page.unet", show_model=False, show_overlay=False)
+settings = sidebar.setup_page("page.unet", show_model=False, show_overlay=False)
 st.markdown(tr("unet.intro"))
 
 # ---------------------------------------------------------------- the slice
@@ -32,20 +32,20 @@ st.session_state["unet_seed"] = st.session_state.get("unet_seed", 0)  # kept whi
 SOURCES = (["isbi"] if slice_ids else []) + ["synthetic"]
 if st.session_state.get("unet_source") not in SOURCES:
     st.session_state["unet_source"] = SOURCES[0]
-source = ui.stable_choice(st.radio, tr("unet.source"), SOURCES, "unet_source", horizontal=True,
-                          format_func=ui.options_formatter("unet.source."))
+source = widgets.stable_choice(st.radio, tr("unet.source"), SOURCES, "unet_source", horizontal=True,
+                          format_func=state.options_formatter("unet.source."))
 if not slice_ids:
     st.caption(tr("unet.no_isbi"))
 if source == "isbi":
     default = ISBI_VAL_SLICES[0] if ISBI_VAL_SLICES[0] in slice_ids else slice_ids[0]
     held_out, trained_on = tr("unet.held_out"), tr("unet.trained_on")
     st.session_state.setdefault("unet_slice", default)
-    idx = ui.stable_choice(st.selectbox, tr("unet.slice"), slice_ids, "unet_slice",
+    idx = widgets.stable_choice(st.selectbox, tr("unet.slice"), slice_ids, "unet_slice",
                            format_func=lambda i: f"{i} · {held_out if i in ISBI_VAL_SLICES else trained_on}")
-    gray, truth = lab.session_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
+    gray, truth = lab.lab_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
 else:
     seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, key="unet_seed")
-    gray, truth = lab.session_cache("unet_synth", (int(seed),), lambda: ut.synthetic_membranes(seed=int(seed)))
+    gray, truth = lab.lab_cache("unet_synth", (int(seed),), lambda: ut.synthetic_membranes(seed=int(seed)))
     st.caption(tr("unet.synthetic_caption"))
 
 entry = registry.get(MODEL) if MODEL in {e.name for e in registry.list_models()} else None
@@ -57,16 +57,16 @@ with tab_pred:
     if entry is None:
         st.error(tr("unet.model_missing"))
     else:
-        model = ui.get_model(MODEL, settings)
+        model = models.get_model(MODEL, settings)
         rgb = np.repeat(gray[..., None], 3, axis=2)
         image = InputImage(name="slice", digest=f"isbi-{source}-{hash(gray.tobytes())}", rgb=rgb)
-        pred = lab.session_cache("unet_pred", (image.digest, settings.device),
+        pred = lab.lab_cache("unet_pred", (image.digest, settings.device),
                                  lambda: predict(model, entry, rgb, None, settings.device))
         c1, c2, c3 = st.columns(3)
         c1.image(gray, caption=tr("unet.image"), width="stretch")
         c2.image(overlay.colorize(pred.labels, ISBI), caption=tr("unet.prediction"), width="stretch")
         c3.image(overlay.colorize(truth, ISBI), caption=tr("unet.truth"), width="stretch")
-        ui.swatch_legend([(ISBI.colors[c], ui.class_label("isbi", c), "") for c in range(2)])
+        legend.swatch_legend([(ISBI.colors[c], legend.class_label("isbi", c), "") for c in range(2)])
         score = score_predictions([pred.labels], [truth], ISBI)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric(tr("unet.iou_membrane"), f"{score.per_class_iou[0]:.3f}")
@@ -76,14 +76,14 @@ with tab_pred:
         card = entry.card
         st.caption(tr("unet.card_line", miou=card.get("metrics", {}).get("miou") or float("nan"),
                       split=card.get("validation_split", "?"), backbone=entry.backbone))
-        ui.timing_caption(pred)
+        models.timing_caption(pred)
 
 # ---------------------------------------------------------------- shapes
 with tab_shapes:
     st.markdown(tr("unet.shapes_intro"))
     s1, s2, s3, s4 = st.columns(4)
-    padding = ui.stable_choice(s1.radio, tr("unet.padding"), ["valid", "same"], "unet_padding",
-                               format_func=ui.options_formatter("unet.padding."))
+    padding = widgets.stable_choice(s1.radio, tr("unet.padding"), ["valid", "same"], "unet_padding",
+                               format_func=state.options_formatter("unet.padding."))
     depth = s2.slider(tr("unet.depth"), 1, 5, 4, key="unet_depth")
     base = s3.selectbox(tr("unet.base"), [64, 32, 16], key="unet_base")
     st.session_state.setdefault("unet_size", 572)
@@ -110,7 +110,7 @@ with tab_shapes:
 # ---------------------------------------------------------------- overlap-tile
 with tab_tiles:
     st.markdown(tr("unet.tiles_intro"))
-    tile_net = ut.meta_unet(16, 4, "valid") if entry is None else ui.get_model(MODEL, settings).net
+    tile_net = ut.meta_unet(16, 4, "valid") if entry is None else models.get_model(MODEL, settings).net
     choices = [s for s in ut.valid_out_tiles(tile_net, 60, 400)]
     default_tile = 196 if 196 in choices else choices[len(choices) // 2]
     t1, t2 = st.columns(2)
@@ -123,9 +123,9 @@ with tab_tiles:
     v1, v2 = st.columns(2)
     v1.image(drawn, caption=tr("unet.tiles_image"), width="stretch")
     if entry is not None:
-        tiled = lab.session_cache(
+        tiled = lab.lab_cache(
             "unet_tiled", (hash(gray.tobytes()), int(out_tile), settings.device),
-            lambda: ut.tiled_labels(ui.get_model(MODEL, settings), entry.preprocess.mean, entry.preprocess.std,
+            lambda: ut.tiled_labels(models.get_model(MODEL, settings), entry.preprocess.mean, entry.preprocess.std,
                                     gray, int(out_tile), settings.device))
         stitched = ut.draw_tile_borders(overlay.colorize(tiled, ISBI), layout.tiles)
         v2.image(stitched, caption=tr("unet.stitched"), width="stretch")

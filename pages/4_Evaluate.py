@@ -6,22 +6,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from segdemo import ui
 from segdemo.data import samples
+from segdemo.data.images import UPLOAD_TYPES
 from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, evaluate_annotators,
                               evaluate_pair, pair_files, read_zip, short_list)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
-from segdemo.data.images import UPLOAD_TYPES
-from segdemo.ui import eval_widgets as ew
-from segdemo.ui import tr
+from segdemo.ui import eval_inputs as ei
+from segdemo.ui import eval_views as ev
+from segdemo.ui import models, sidebar, state
+from segdemo.ui.state import tr
+from segdemo.ui.widgets import stable_choice
 
 MODES = ("single", "annotators", "batch")
 st.session_state.setdefault("eval_mode", "single")
-settings = ui.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
-                         show_overlay=False)
-mode = ew.stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
-                       format_func=ui.options_formatter("eval.mode."))
+settings = sidebar.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
+                              show_overlay=False)
+mode = stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
+                    format_func=state.options_formatter("eval.mode."))
 st.caption(tr(f"eval.mode.{mode}.help"))
 entry = settings.entry
 
@@ -30,32 +32,32 @@ entry = settings.entry
 
 if mode == "single":
     examples = [s for s in samples.dataset_samples() if s.mask is not None and s.mask.is_file()]
-    picked = ew.source_and_example("eval", [s.name for s in examples], [s.source for s in examples])
+    picked = ei.source_and_example("eval", [s.name for s in examples], [s.source for s in examples])
     if picked is not None:
         sample = examples[picked]
         image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
     else:
         c1, c2 = st.columns(2)
-        image_in = ew.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
-        mask_in = ew.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
+        image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
-    picked = ew.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples])
+    picked = ei.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples])
     if picked is not None:
         ex = examples[picked]
         image_in = (ex.image.name, ex.image.read_bytes())
         mask_in, second_in = (ex.first.name, ex.first.read_bytes()), (ex.second.name, ex.second.read_bytes())
     else:
         c1, c2, c3 = st.columns(3)
-        image_in = ew.read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
+        image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
                                                  key="eval_ann_image"))
-        mask_in = ew.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
-        second_in = ew.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
+        second_in = ei.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
                                                   key="eval_ann_b"))
 else:
     examples = batch_examples()
-    picked = ew.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples])
+    picked = ei.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples])
     files: dict[str, object] = {}
     if picked is not None:
         files = dict(examples[picked].files)
@@ -74,19 +76,19 @@ else:
                 try:
                     files.update({f"{up.name}/{k}": v for k, v in read_zip(up.getvalue()).items()})
                 except EvaluationError as exc:
-                    st.error(f"{up.name}: {ew.describe(exc)}")
+                    st.error(f"{up.name}: {ei.describe(exc)}")
             else:
                 files[up.name] = up.getvalue()
 
 # ---------------------------------------------------------------- conventions
 
 with st.expander(tr("eval.settings"), expanded=True):
-    gt_set = ew.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
+    gt_set = ei.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
         "eval_gt_labels", "voc"))
-    policy, ignore = ew.policy_controls(gt_set)
+    policy, ignore = ei.policy_controls(gt_set)
 mapping = None
 if mode != "annotators" and gt_set.key != entry.label_set_key:
-    mapping = ew.mapping_controls(gt_set, entry.label_set)
+    mapping = ei.mapping_controls(gt_set, entry.label_set)
     if mapping is None:
         st.stop()
 other = mapping is not None and mapping.has_other
@@ -96,7 +98,7 @@ meta = {"model": entry.name if mode != "annotators" else None, "truth_labels": g
 # ---------------------------------------------------------------- single pair and annotators
 
 if mode in ("single", "annotators"):
-    image = ew.decode_image_cached(image_in)
+    image = ei.decode_image_cached(image_in)
     if mode == "single" and (image is None or mask_in is None):
         st.info(tr("eval.need_pair"))
         st.stop()
@@ -104,28 +106,28 @@ if mode in ("single", "annotators"):
         st.info(tr("eval.need_two"))
         st.stop()
     size = image.rgb.shape[:2] if image is not None else None
-    gt = ew.decode_mask_shown(mask_in, gt_set, ignore, size)
+    gt = ei.decode_mask_shown(mask_in, gt_set, ignore, size)
     if gt is None:
         st.stop()
     try:
         if mode == "single":
-            pred = ui.predict_cached(image, settings)
-            ui.timing_caption(pred)
+            pred = models.predict_cached(image, settings)
+            models.timing_caption(pred)
             result = evaluate_pair(pred.labels, gt.labels, gt_set, ignore, policy, mapping, name=mask_in[0])
             second_title = tr("eval.prediction_of", model=entry.display_name)
         else:
-            second = ew.decode_mask_shown(second_in, gt_set, ignore, gt.labels.shape)
+            second = ei.decode_mask_shown(second_in, gt_set, ignore, gt.labels.shape)
             if second is None:
                 st.stop()
             result = evaluate_annotators(gt.labels, second.labels, gt_set, ignore, policy, name=second_in[0])
             second_title = tr("eval.second_annotator")
             st.info(tr("eval.annotators_note"))
     except EvaluationError as exc:
-        st.error(ew.describe(exc))
+        st.error(ei.describe(exc))
         st.stop()
-    ew.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
+    ev.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
     report = BatchResult.from_pair(result)
-    ew.downloads(report, Path(result.name).stem, meta)
+    ei.downloads(report, Path(result.name).stem, meta)
     st.stop()
 
 # ---------------------------------------------------------------- batch
@@ -147,7 +149,7 @@ signature = (tuple(sorted(files)), settings.model_name, settings.inference_size,
 
 if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or plan.images_without_mask)):
     accumulator = BatchAccumulator(gt_set, ignore, policy, mapping, boundary=boundary)
-    batch = ew.run_model_batch(files, plan, settings, gt_set, ignore, accumulator)
+    batch = ei.run_model_batch(files, plan, settings, gt_set, ignore, accumulator)
     st.session_state["eval_batch_result"] = (signature, batch)
 
 stored = st.session_state.get("eval_batch_result")
@@ -158,10 +160,10 @@ if stored[0] != signature:
     st.stop()
 batch = stored[1]
 for record in batch.errors:
-    st.warning(ew.describe(record.error))
+    st.warning(ei.describe(record.error))
 noted = batch.warnings()
 if noted:
     with st.expander(tr("eval.batch.notices", n=len(noted))):
-        st.markdown("\n".join("- " + ew.describe(n) for notices in noted.values() for n in notices))
-ew.batch_views(batch, gt_set, "eval_batch", other)
-ew.downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})
+        st.markdown("\n".join("- " + ei.describe(n) for notices in noted.values() for n in notices))
+ev.batch_views(batch, gt_set, "eval_batch", other)
+ei.downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})

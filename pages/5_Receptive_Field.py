@@ -8,14 +8,14 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from segdemo import ui
+from segdemo.ui import inputs, legend, sidebar, state, widgets
 from segdemo.inference import pipeline
 from segdemo.labs import drawing
 from segdemo.labs import receptive_field as rf
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
 
-settings = ui.setup_page("page.receptive_field", show_overlay=False)
+settings = sidebar.setup_page("page.receptive_field", show_overlay=False)
 tab_stack, tab_dilated, tab_image = st.tabs(
     [tr("labs.rf.tab.stack"), tr("labs.rf.tab.dilated"), tr("labs.rf.tab.image")])
 
@@ -33,8 +33,8 @@ with tab_stack:
               r"\qquad (r_0 = 1,\; j_0 = 1)")
     st.caption(tr("labs.rf.symbols"))
     st.session_state.setdefault("rf_preset", "context_module")
-    preset = ui.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), "rf_preset",
-                              format_func=ui.options_formatter("labs.rf.preset."))
+    preset = widgets.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), "rf_preset",
+                              format_func=state.options_formatter("labs.rf.preset."))
     st.caption(tr(f"labs.rf.preset_note.{preset}"))
     edited = st.data_editor(
         pd.DataFrame(rf.layers_to_rows(rf.PRESETS[preset])),
@@ -125,7 +125,7 @@ with tab_dilated:
 # ---------------------------------------------------------------- 3. real image, real model
 def real_image_section(images: list, entry) -> None:
     """Click a pixel; theoretical and effective receptive fields; ASPP taps."""
-    image = ui.choose_image(images, "rf_current")
+    image = inputs.choose_image(images, "rf_current")
     model = lab.lab_model(settings, entry)
     net = getattr(model, "net", model)
     device = settings.device
@@ -139,7 +139,7 @@ def real_image_section(images: list, entry) -> None:
         with torch.no_grad(), lab.GRADIENT_LOCK:
             return model(x)[0].argmax(0).cpu().numpy()
 
-    labels = lab.session_cache("rf_labels", (entry.name, image.digest, lab_size, device), predict_labels)
+    labels = lab.lab_cache("rf_labels", (entry.name, image.digest, lab_size, device), predict_labels)
     label_set = entry.label_set
     left, right = st.columns(2)
     display_scale = max(1, 512 // max(h, w))
@@ -149,7 +149,7 @@ def real_image_section(images: list, entry) -> None:
         yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
     predicted = int(labels[rf.output_position(yx, tuple(x.shape[-2:]), labels.shape)])
     options = list(range(label_set.num_classes))
-    names = [ui.class_label(label_set.key, c) for c in options]
+    names = [legend.class_label(label_set.key, c) for c in options]
     names[predicted] += " ← " + tr("labs.rf.predicted")
     cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
                        format_func=names.__getitem__)
@@ -162,7 +162,7 @@ def real_image_section(images: list, entry) -> None:
         return erf[:h, :w], support[:h, :w], time.perf_counter() - start
 
     with st.spinner(tr("labs.rf.computing")):
-        erf, support, seconds = lab.session_cache(
+        erf, support, seconds = lab.lab_cache(
             "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
     box = rf.bbox_of(support)
     picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),

@@ -6,16 +6,16 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from segdemo import ui
+from segdemo.ui import inputs, legend, sidebar, state, widgets
 from segdemo.inference import pipeline
 from segdemo.render import overlay
 from segdemo.labs import drawing, figures
 from segdemo.labs import interpolation as ip
 from segdemo.labs import upsampling as up
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
 
-settings = ui.setup_page("page.bilinear", show_overlay=False)
+settings = sidebar.setup_page("page.bilinear", show_overlay=False)
 MAX_LAB_SIDE = 640
 tab_1d, tab_2d, tab_corners, tab_model, tab_checker = st.tabs([
     tr("labs.bi.tab.1d"), tr("labs.bi.tab.2d"), tr("labs.bi.tab.corners"), tr("labs.bi.tab.model"),
@@ -99,8 +99,8 @@ with tab_2d:
     if not np.isfinite(grid).all():
         st.error(tr("labs.bi.grid_error"))
         grid = np.nan_to_num(grid, nan=0.0)
-    how = ui.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], "bi_pick", horizontal=True,
-                         format_func=ui.options_formatter("labs.bi.pick."))
+    how = widgets.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], "bi_pick", horizontal=True,
+                         format_func=state.options_formatter("labs.bi.pick."))
     if how == "point":
         c1, c2 = st.columns(2)
         py = c1.slider("y", 0.0, float(grid.shape[0] - 1), 1.3, 0.05, key="bi_py")
@@ -163,7 +163,7 @@ with tab_corners:
 # ---------------------------------------------------------------- a real model's scores
 def model_section(images: list, entry) -> None:
     """A real model's coarse scores upsampled by every method; argmax of each."""
-    image = ui.choose_image(images, "bi_current")
+    image = inputs.choose_image(images, "bi_current")
     model = lab.lab_model(settings, entry)
     # The sidebar's inference size (the scores the Segment page upsamples), capped: six
     # full-resolution C x H x W results of a large photo would not fit in memory.
@@ -178,7 +178,7 @@ def model_section(images: list, entry) -> None:
             scores, how = up.coarse_class_scores(model, x.float())
         return scores[0].float().cpu(), how
 
-    coarse, how = lab.session_cache("bi", (entry.name, image.digest, size, settings.device), compute)
+    coarse, how = lab.lab_cache("bi", (entry.name, image.digest, size, settings.device), compute)
     c, ch, cw = coarse.shape
     factor = max(1, round(x.shape[-2] / ch))
     size = (ch * factor, cw * factor)
@@ -208,7 +208,7 @@ def model_section(images: list, entry) -> None:
         cols[i % 3].image(picture, caption=caption, width="stretch")
     present = sorted(set().union(*(np.unique(r.labels[r.filled]).tolist() for r in results.values())))
     st.caption(tr("labs.bi.legend_note"))
-    ui.swatch_legend([(label_set.colors[c], ui.class_label(label_set.key, c), f"{float((reference == c).mean()):.1%}")
+    legend.swatch_legend([(label_set.colors[c], legend.class_label(label_set.key, c), f"{float((reference == c).mean()):.1%}")
                       for c in present if c < label_set.num_classes])
     st.caption(tr("labs.bi.methods_note"))
 
@@ -221,8 +221,8 @@ with tab_model:
 with tab_checker:
     st.markdown(tr("labs.bi.checker_intro"))
     # The key carries the language: a radio whose labels change keeps no visible selection.
-    weights_kind = ui.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], "bi_checker_weights",
-                                    horizontal=True, format_func=ui.options_formatter("labs.bi.weights."))
+    weights_kind = widgets.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], "bi_checker_weights",
+                                    horizontal=True, format_func=state.options_formatter("labs.bi.weights."))
     patterns = {
         "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
         "k4s2": up.transposed_pattern(4, 2, 6, weights_kind),

@@ -7,15 +7,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segdemo import config, ui
+from segdemo import config
 from segdemo.models import registry
 from segdemo.data import samples
 from segdemo.labs import drawing, fc_conv, figures
 from segdemo.inference.pipeline import network_input_size
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
+from segdemo.ui import inputs, legend, sidebar, widgets
 
-settings = ui.setup_page("page.fc_conv", show_model=False, show_overlay=False)
+settings = sidebar.setup_page("page.fc_conv", show_model=False, show_overlay=False)
 TOLERANCE = 1e-5
 
 
@@ -43,16 +44,16 @@ def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406)
 
 def pick_image() -> tuple[np.ndarray, str]:
     """The user's image (upload or sample), else a CamVid street frame, else the first shipped sample."""
-    images = ui.image_inputs("fc", allow_camera=False)
+    images = inputs.image_inputs("fc", allow_camera=False)
     if images:
-        image = ui.choose_image(images, "fc_current")
+        image = inputs.choose_image(images, "fc_current")
         return image.rgb, image.digest
     street = fc_conv.street_images(1)
     gallery = [(f"CamVid {p.stem}", p) for p in street] + [(s.name, s.path) for s in samples.shipped_samples()]
     if not gallery:
         return np.full((224, 224, 3), 128, dtype=np.uint8), "grey"
     st.caption(tr("labs.fc.default_image", name=gallery[0][0]))
-    image = ui.load_sample(gallery[0][1])
+    image = inputs.load_sample(gallery[0][1])
     return image.rgb, image.digest
 
 
@@ -90,7 +91,7 @@ with tab_fcn:
         win = fc_conv.fcn_window_input(net)
         st.subheader(tr("labs.fc.fcn_window_title", h=win[0], w=win[1], k=k))
         square = fc_conv.centre_square(rgb)
-        eq = lab.session_cache("fc_fcn_win", (digest, win),
+        eq = lab.lab_cache("fc_fcn_win", (digest, win),
                                lambda: fc_conv.fcn_head_check(net, to_tensor(square, win, mean, std)))
         assert eq.fc_scores is not None and eq.centre is not None
         cy, cx = eq.centre
@@ -98,7 +99,7 @@ with tab_fcn:
         left.image(np.asarray(Image.fromarray(square).resize((win[1], win[0]), Image.BILINEAR)),
                    caption=tr("labs.fc.fcn_window_caption", h=win[0], w=win[1]))
         right.dataframe(pd.DataFrame({
-            tr("labs.fc.col.class"): [ui.class_label("camvid", i) for i in range(net.num_classes)],
+            tr("labs.fc.col.class"): [legend.class_label("camvid", i) for i in range(net.num_classes)],
             tr("labs.fc.fcn_col_fc"): eq.fc_scores[0].numpy(),
             tr("labs.fc.fcn_col_conv", y=cy, x=cx): eq.conv_scores[0, :, cy, cx].numpy(),
         }), hide_index=True, height=35 * (net.num_classes + 1) + 3)  # every class, no scrolling
@@ -112,12 +113,12 @@ with tab_fcn:
         c1, c2 = st.columns(2)
         short = c1.select_slider(tr("labs.fc.fcn_short_side"), [180, 240, 360, 480], value=240, key="fc_fcn_size")
         st.session_state.setdefault("fc_fcn_cls", fc_conv.CAMVID_DEFAULT_CLASS)
-        class_names = [ui.class_label("camvid", i) for i in range(net.num_classes)]
+        class_names = [legend.class_label("camvid", i) for i in range(net.num_classes)]
         with c2:
-            cls_f = ui.stable_choice(st.selectbox, tr("labs.fc.fcn_class"), list(range(net.num_classes)),
+            cls_f = widgets.stable_choice(st.selectbox, tr("labs.fc.fcn_class"), list(range(net.num_classes)),
                                      key="fc_fcn_cls", format_func=class_names.__getitem__)
         shape = network_input_size(rgb.shape[:2], short)
-        big = lab.session_cache("fc_fcn_map", (digest, shape),
+        big = lab.lab_cache("fc_fcn_map", (digest, shape),
                                 lambda: fc_conv.fcn_head_check(net, to_tensor(rgb, shape, mean, std)))
         probs, heat = fc_conv.class_heat(big.conv_scores, cls_f, shape)
         h, w = big.conv_scores.shape[-2:]
@@ -212,7 +213,7 @@ with tab_resnet:
         with torch.no_grad():
             return fc_conv.ConvolutionalResNet(resnet).eval().score_map(to_tensor(rgb_r, shape))[0]
 
-    smap = lab.session_cache("fc_resnet", (real_weights, digest, shape), score_map)
+    smap = lab.lab_cache("fc_resnet", (real_weights, digest, shape), score_map)
     best = int(smap.mean(dim=(1, 2)).argmax())
     names = categories
     cls_r = st.selectbox(tr("labs.fc.category"), list(range(len(names))), index=best, key="fc_resnet_cls",

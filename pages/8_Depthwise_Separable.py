@@ -5,13 +5,13 @@ import platform
 import pandas as pd
 import streamlit as st
 
-from segdemo import ui
+from segdemo.ui import sidebar
 from segdemo.inference import devices
 from segdemo.labs import separable as sep
-from segdemo.ui import lab_widgets as lab
-from segdemo.ui import tr
+from segdemo.ui import labs as lab
+from segdemo.ui.state import tr
 
-settings = ui.setup_page("page.separable", show_model=False, show_overlay=False)
+settings = sidebar.setup_page("page.separable", show_model=False, show_overlay=False)
 st.markdown(tr("labs.sep.intro"))
 parts = {k: tr(f"labs.sep.tex.{k}") for k in ("standard", "depthwise", "pointwise")}
 lab.latex(r"\underbrace{H\cdot W\cdot C\cdot n}_{\text{%(standard)s}}\qquad\text{vs}\qquad"

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from segdemo.inference import pipeline
+from segdemo.ui import models
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "app.py"] + sorted((REPO / "pages").glob("*.py"))
@@ -99,19 +100,17 @@ def test_segdemo_imports_without_streamlit():
 
 
 def test_model_cache_keys_on_real_identity_and_is_bounded(clear_streamlit_caches):
-    from segdemo import ui
-
-    a = ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random")
-    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is a
-    b = ui._cached_model("deeplabv3_mobilenet_v3_large", "cpu", False, "random")
+    a = models._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random")
+    assert models._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is a
+    b = models._cached_model("deeplabv3_mobilenet_v3_large", "cpu", False, "random")
     assert b is not a and (a.entry_name, b.entry_name) == ("lraspp_mobilenet_v3_large",
                                                            "deeplabv3_mobilenet_v3_large")
     # Same name, other weights file: a different cache entry, never the stale model.
-    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "/w/x.pth:1:2") is not a
+    assert models._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "/w/x.pth:1:2") is not a
     for identity in ("k1", "k2", "k3"):
-        ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, identity)
-    assert ui._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is not a, \
-        f"the cache holds at most {ui.MAX_CACHED_MODELS} models"
+        models._cached_model("lraspp_mobilenet_v3_large", "cpu", False, identity)
+    assert models._cached_model("lraspp_mobilenet_v3_large", "cpu", False, "random") is not a, \
+        f"the cache holds at most {models.MAX_CACHED_MODELS} models"
 
 
 def test_several_images_choose_and_show_all(clear_streamlit_caches):

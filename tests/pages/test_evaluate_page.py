@@ -259,7 +259,7 @@ def test_label_set_value_from_the_other_language_is_mapped_back(data_dir):
                eval_gt_labels=i18n.t("labelset.voc", "ko")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="eval_gt_labels@en").value == "voc"
-    from segdemo.ui.eval_widgets import _label_set_key
+    from segdemo.ui.eval_inputs import _label_set_key
 
     for lang in i18n.LANGUAGES:
         assert _label_set_key(i18n.t("labelset.camvid", lang)) == "camvid"

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from segdemo.cli import bench as bench_cli
+from segdemo.cli import main
 from segdemo import config
 from segdemo.inference import bench
 from segdemo.models import registry
@@ -163,7 +165,7 @@ def test_reencode_short_side() -> None:
 
 
 def test_format_table_and_json(tiny_result: bench.BenchResult) -> None:
-    text = bench.format_table([tiny_result])
+    text = bench_cli.format_table([tiny_result])
     assert TINY_MODEL in text and "whole/bare" in text and "agree" in text
     assert f"{tiny_result.agreement:.4f}" in text
     assert ("RANDOM" in text) == tiny_result.random_weights
@@ -174,9 +176,9 @@ def test_format_table_and_json(tiny_result: bench.BenchResult) -> None:
 
 def test_cli_prints_table(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    code = bench.main(["--models", TINY_MODEL, "--size", "48", "--repeats", "1", "--warmup", "0",
-                       "--device", "cpu", "--allow-random", "--threads", "1", "--image", str(SAMPLE),
-                       "--short-side", "100", "--json", str(out)])
+    code = main(["bench", "--models", TINY_MODEL, "--size", "48", "--repeats", "1", "--warmup", "0",
+                 "--device", "cpu", "--allow-random", "--threads", "1", "--image", str(SAMPLE),
+                 "--short-side", "100", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "whole/bare" in printed and TINY_MODEL in printed and "cat.jpg" in printed

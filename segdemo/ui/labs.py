@@ -11,11 +11,14 @@ import streamlit as st
 import torch
 
 from segdemo import config
-from segdemo.models import registry
-from segdemo.models import weights
-from segdemo.models.registry import ModelEntry
 from segdemo.data.images import InputImage
-from segdemo.ui import Settings, get_model, image_inputs, tr
+from segdemo.models import registry, weights
+from segdemo.models.registry import ModelEntry
+from segdemo.ui import state
+from segdemo.ui.inputs import image_inputs
+from segdemo.ui.models import get_model
+from segdemo.ui.sidebar import Settings
+from segdemo.ui.state import tr
 
 # Gradients through a model shared by all sessions: one at a time.
 GRADIENT_LOCK = threading.Lock()
@@ -74,14 +77,9 @@ def clicked_pixel(display: np.ndarray, full_hw: tuple[int, int], key: str) -> tu
     return yx
 
 
-def session_cache(name: str, key: tuple[Any, ...], compute: Any, max_entries: int = 8) -> Any:
-    """Per-session memo for slow lab results (gradients through a model)."""
-    store: dict = st.session_state.setdefault(f"_lab_cache_{name}", {})
-    if key not in store:
-        if len(store) >= max_entries:
-            store.pop(next(iter(store)))
-        store[key] = compute()
-    return store[key]
+def lab_cache(name: str, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """A slow lab result (gradients through a model), once per session and key."""
+    return state.session_cache(f"lab_{name}", key, compute, state.MAX_LAB_RESULTS)
 
 
 def latex(expr: str) -> None:

@@ -1,0 +1,53 @@
+"""Legends: colour swatch, translated class name and a value; with show/hide switches."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from segdemo import i18n
+from segdemo.data.labels import LabelSet, get_label_set
+from segdemo.ui import state
+from segdemo.ui.state import tr
+
+
+def class_label(label_set_key: str, class_index: int) -> str:
+    """The translated name of class ``class_index`` of a label set."""
+    ls = get_label_set(label_set_key)
+    if class_index >= ls.num_classes:
+        return str(class_index)
+    return i18n.class_name(label_set_key, ls.classes[class_index], state.current_lang())
+
+
+def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]]) -> None:
+    """A legend: colour swatch, class name and a value (e.g. pixel share) per row."""
+    with_values = any(value for _, _, value in rows)
+    cells = "".join(
+        f'<tr><td><span style="display:inline-block;width:1.4em;height:1.0em;border:1px solid #444;'
+        f'background:rgb{tuple(color)}"></span></td><td style="padding:0 0.6em">{html.escape(name)}</td>'
+        + (f'<td style="text-align:right">{html.escape(value)}</td>' if with_values else "") + "</tr>"
+        for color, name, value in rows
+    )
+    st.markdown(f'<table class="segdemo-legend" style="font-size:1.05rem">{cells}</table>',
+                unsafe_allow_html=True)
+
+
+def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]], key: str = "show") -> set[int]:
+    """The legend and the show/hide switches in one list: colour, class, pixel share.
+
+    ``areas`` is :func:`segdemo.render.class_areas`' output (largest first).
+    Background starts hidden so the photo is not darkened. Returns the hidden classes.
+    """
+    hidden: set[int] = set()
+    for cls, pixels, share in areas:
+        widget_key = f"{key}_{label_set.key}_{cls}"
+        st.session_state.setdefault(widget_key, cls != label_set.background_index)
+        swatch, toggle = st.columns([1, 11], vertical_alignment="center")
+        swatch.markdown(
+            f'<div style="width:1.6em;height:1.2em;border:1px solid #444;background:rgb{tuple(label_set.colors[cls])}">'
+            "</div>", unsafe_allow_html=True)
+        label = f"**{class_label(label_set.key, cls)}** — {tr('segment.share', share=share, pixels=pixels)}"
+        if not toggle.checkbox(label, key=widget_key):
+            hidden.add(cls)
+    return hidden

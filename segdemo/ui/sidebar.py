@@ -1,0 +1,213 @@
+"""The shared sidebar: page links, language, device, model and overlay settings.
+
+Pages call :func:`setup_page` first; it seeds ``st.session_state`` with defaults
+*before* creating the sidebar widgets, so language, device, model and overlay
+settings survive page switches (a widget on another page is a different widget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from segdemo import config, i18n
+from segdemo.inference import devices
+from segdemo.models import registry, weights
+from segdemo.models.registry import ModelEntry
+from segdemo.models.weights import CHECKPOINT_TYPES
+from segdemo.ui import state
+from segdemo.ui.state import tr
+from segdemo.ui.widgets import stable_choice
+
+# "native" = the size the model was trained/evaluated at; 0 = the original image size
+INFERENCE_SIZES = ("native", 320, 520, 0)
+
+# (page file relative to the repository root, catalogue key of its title)
+PAGES = (
+    ("app.py", "page.home"),
+    ("pages/1_Segment.py", "page.segment"),
+    ("pages/2_FCN_Skip_Comparison.py", "page.fcn"),
+    ("pages/3_U-Net.py", "page.unet"),
+    ("pages/4_Evaluate.py", "page.evaluate"),
+    ("pages/5_Receptive_Field.py", "page.receptive_field"),
+    ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
+    ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
+    ("pages/8_Depthwise_Separable.py", "page.separable"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the shared sidebar decided for this rerun."""
+
+    lang: str
+    device: str
+    half: bool
+    model_name: str
+    inference_size: int | None
+    opacity: float
+    outline: bool
+
+    @property
+    def entry(self) -> ModelEntry:
+        return registry.get(self.model_name)
+
+
+def _default_model() -> ModelEntry:
+    """LR-ASPP (VOC's 21 everyday classes) when its weights are on disk, else the offline default."""
+    lraspp = registry.get("lraspp_mobilenet_v3_large")
+    return lraspp if weights.locate(lraspp) else registry.default_model()
+
+
+def _defaults() -> dict[str, Any]:
+    default = _default_model()
+    return {
+        state.LANG: i18n.DEFAULT_LANGUAGE,
+        state.DEVICE: devices.auto_device(),
+        state.HALF: False,
+        state.ARCH: default.architecture,
+        state.BACKBONE: default.backbone,
+        state.INFERENCE_SIZE: "native",
+        state.OPACITY: 0.5,
+        state.OUTLINE: False,
+    }
+
+
+def seed_session_state() -> None:
+    """Give every shared setting a value before any widget for it is created."""
+    for key, value in _defaults().items():
+        st.session_state[key] = st.session_state.get(key, value)
+    valid_devices = devices.available_devices()
+    if st.session_state[state.DEVICE] not in valid_devices:
+        st.session_state[state.DEVICE] = valid_devices[0]
+    if st.session_state[state.ARCH] not in registry.architectures():
+        st.session_state[state.ARCH] = _default_model().architecture
+
+
+def _size_text(entry: ModelEntry) -> str:
+    size = entry.weights.size_bytes
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
+    st.sidebar.subheader(tr("sidebar.model_header"))
+    models = [e for e in registry.list_models() if model_filter is None or model_filter(e)]
+    archs = list(dict.fromkeys(e.architecture for e in models))
+    if st.session_state[state.ARCH] not in archs:
+        st.session_state[state.ARCH] = archs[0]
+    st.sidebar.selectbox(tr("sidebar.architecture"), archs, key=state.ARCH)
+    backbones = [e.backbone for e in models if e.architecture == st.session_state[state.ARCH]]
+    if st.session_state[state.BACKBONE] not in backbones:
+        st.session_state[state.BACKBONE] = backbones[0]
+    st.sidebar.selectbox(tr("sidebar.backbone"), backbones, key=state.BACKBONE)
+    entry = registry.find(st.session_state[state.ARCH], st.session_state[state.BACKBONE])
+
+    info = tr("sidebar.model_info", params=f"{entry.num_params / 1e6:.1f} M" if entry.num_params else "?",
+              size=_size_text(entry))
+    st.sidebar.caption(f"{tr('labelset.' + entry.label_set_key)} · {info}")
+    if entry.metrics.get("miou") is not None and entry.metrics.get("pixel_acc") is not None:
+        st.sidebar.caption(tr("sidebar.metrics", miou=entry.metrics["miou"], acc=entry.metrics["pixel_acc"],
+                              source=entry.metrics_source))
+    path = weights.locate(entry)
+    if entry.source == "segdemo":
+        st.sidebar.caption("✓ " + tr("sidebar.offline_badge"))
+    elif path is None:
+        st.sidebar.caption(tr("sidebar.weights_missing", size=_size_text(entry)))
+    _own_checkpoint_widget(entry)
+    return entry.name
+
+
+def _own_checkpoint_widget(entry: ModelEntry) -> None:
+    with st.sidebar.expander(tr("sidebar.own_checkpoint")):
+        upload = st.file_uploader(tr("sidebar.own_checkpoint"), type=list(CHECKPOINT_TYPES),
+                                  help=tr("sidebar.own_checkpoint_help"), key=state.OWN_CHECKPOINT,
+                                  label_visibility="collapsed")
+        if upload is None or st.session_state.get(state.OWN_CHECKPOINT_DONE) == upload.file_id:
+            return
+        target = config.weights_dir() / "user" / Path(upload.name).name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(upload.getvalue())
+            new_entry = weights.register_user_checkpoint(entry, target)
+        except Exception as exc:  # any unreadable or mismatching file: say why, keep state
+            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=str(exc)[:300]))
+            return
+        st.session_state[state.OWN_CHECKPOINT_DONE] = upload.file_id
+        st.session_state[state.BACKBONE] = new_entry.backbone
+        st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
+        st.rerun()
+
+
+def existing_pages() -> list[tuple[str, str]]:
+    """The pages of :data:`PAGES` whose file exists."""
+    return [(path, key) for path, key in PAGES if (config.REPO_DIR / path).exists()]
+
+
+def page_links(container: Any) -> None:
+    """Links to every page, titled in the session's language."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    for path, key in existing_pages():
+        try:
+            container.page_link(path, label=tr(key.replace("page.", "nav.", 1)))
+        except StreamlitPageNotFoundError:
+            # A page run on its own (AppTest, a deep link in tests) has no page registry.
+            return
+    container.divider()
+
+
+def _inference_size_formatter(native: int | None) -> Callable[[object], str]:
+    original = tr("sidebar.inference_size_original")
+    native_text = tr("sidebar.inference_size_native", size=f"{native} px" if native else original)
+    return lambda size: native_text if size == "native" else original if size == 0 else f"{size} px"
+
+
+def resolve_inference_size(choice: object, entry: ModelEntry) -> int | None:
+    """The shorter side fed to the network for a size choice (None: the original size)."""
+    if choice == "native":
+        return entry.preprocess.resize_size
+    return int(choice) or None
+
+
+def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None = None,
+               show_model: bool = True, show_overlay: bool = True) -> Settings:
+    """Configure the page, draw the shared sidebar and return the settings.
+
+    ``model_filter`` limits the models offered (e.g. to one label set);
+    ``show_model`` / ``show_overlay`` hide sidebar sections a page does not use.
+    """
+    st.set_page_config(page_title="segdemo", page_icon="🧩", layout="wide")
+    seed_session_state()
+    page_links(st.sidebar)
+    st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,
+                     format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
+    device_options = devices.available_devices()
+    st.sidebar.selectbox(tr("sidebar.device"), device_options, key=state.DEVICE)
+    st.sidebar.caption(tr("sidebar.device_name", name=devices.device_name(st.session_state[state.DEVICE])))
+    if devices.supports_half(st.session_state[state.DEVICE]):
+        st.sidebar.checkbox(tr("sidebar.half"), key=state.HALF, help=tr("sidebar.half_help"))
+    half = bool(st.session_state[state.HALF]) and devices.supports_half(st.session_state[state.DEVICE])
+
+    model_name = _default_model().name
+    if show_model:
+        model_name = _model_sidebar(model_filter)
+        stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, "inference_size",
+                      format_func=_inference_size_formatter(registry.get(model_name).preprocess.resize_size),
+                      help=tr("sidebar.inference_size_help"))
+    if show_overlay:
+        st.sidebar.subheader(tr("sidebar.overlay_header"))
+        st.sidebar.slider(tr("sidebar.opacity"), 0.0, 1.0, step=0.05, key=state.OPACITY)
+        st.sidebar.checkbox(tr("sidebar.outline"), key=state.OUTLINE)
+    st.title(tr(title_key))
+    return Settings(
+        lang=st.session_state[state.LANG],
+        device=st.session_state[state.DEVICE],
+        half=half,
+        model_name=model_name,
+        inference_size=resolve_inference_size(st.session_state[state.INFERENCE_SIZE], registry.get(model_name)),
+        opacity=float(st.session_state[state.OPACITY]),
+        outline=bool(st.session_state[state.OUTLINE]),
+    )

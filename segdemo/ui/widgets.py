@@ -1,0 +1,41 @@
+"""Small widgets every page uses: a choice that survives a language switch."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from segdemo.ui import state
+
+
+def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
+                  format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
+    """A radio or selectbox whose choice survives a change of language.
+
+    Streamlit (1.67) sends back the *displayed* text of the chosen option; after
+    a language switch that text is in no option any more and the choice is lost
+    (the browser even shows nothing selected). So the widget's key carries the
+    language (one widget per language) and the choice itself is kept under
+    ``key``; a widget met for the first time in a language is seeded from it.
+    Change a choice from code with :func:`set_choice`.
+    """
+    options = list(options)
+    widget_key = f"{key}@{state.current_lang()}"
+    seeded: dict[str, str] = st.session_state.setdefault(state.CHOICE_LANG, {})
+    if seeded.get(key) == state.current_lang() and st.session_state.get(widget_key) in options:
+        st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
+    else:
+        value = st.session_state.get(key)
+        st.session_state[widget_key] = value if value in options else options[0]
+        seeded[key] = state.current_lang()
+    chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
+    st.session_state[key] = chosen
+    return chosen
+
+
+def set_choice(key: str, value: Any) -> None:
+    """Set a :func:`stable_choice` from code (in a callback or before the widget exists)."""
+    st.session_state[key] = value
+    if st.session_state.get(state.CHOICE_LANG, {}).get(key) == state.current_lang():
+        st.session_state[f"{key}@{state.current_lang()}"] = value
