@@ -16,7 +16,6 @@ from segdemo.models import registry
 from segdemo.render import overlay
 from segdemo.labs import fcn_skips as fc
 from segdemo.evaluate import MaskError, decode_mask
-from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
 from segdemo.ui import labs as lab
@@ -67,7 +66,7 @@ else:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
     image = inputs.choose_image(images, "fcn_choice")
-    mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(MASK_UPLOAD_TYPES), key="fcn_mask",
+    mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(images.UPLOAD_TYPES), key="fcn_mask",
                                  help=tr("fcn.mask_upload_help"))
     if mask_file is not None:
         try:

@@ -11,7 +11,6 @@ from segdemo.data.images import UPLOAD_TYPES
 from segdemo.evaluate import (BatchAccumulator, BatchResult, EvaluationError, evaluate_annotators,
                               evaluate_pair, pair_files, read_zip, short_list)
 from segdemo.evaluate.examples import annotator_examples, batch_examples
-from segdemo.evaluate.masks import MASK_UPLOAD_TYPES
 from segdemo.ui import eval_inputs as ei
 from segdemo.ui import eval_views as ev
 from segdemo.ui import models, sidebar, state
@@ -39,7 +38,7 @@ if mode == "single":
     else:
         c1, c2 = st.columns(2)
         image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
-        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(MASK_UPLOAD_TYPES), key="eval_mask",
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(UPLOAD_TYPES), key="eval_mask",
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
@@ -52,8 +51,8 @@ elif mode == "annotators":
         c1, c2, c3 = st.columns(3)
         image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
                                                  key="eval_ann_image"))
-        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(MASK_UPLOAD_TYPES), key="eval_ann_a"))
-        second_in = ei.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(MASK_UPLOAD_TYPES),
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(UPLOAD_TYPES), key="eval_ann_a"))
+        second_in = ei.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(UPLOAD_TYPES),
                                                   key="eval_ann_b"))
 else:
     examples = batch_examples()
@@ -63,9 +62,9 @@ else:
         files = dict(examples[picked].files)
     else:
         c1, c2 = st.columns(2)
-        uploads = c1.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
+        uploads = c1.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES],
                                    accept_multiple_files=True, key="eval_batch_files", help=tr("eval.upload_batch_help"))
-        folder = c2.file_uploader(tr("eval.upload_folder"), type=[*UPLOAD_TYPES, *MASK_UPLOAD_TYPES],
+        folder = c2.file_uploader(tr("eval.upload_folder"), type=list(UPLOAD_TYPES),
                                   accept_multiple_files="directory", key="eval_batch_folder",
                                   help=tr("eval.upload_batch_help"))
         for up in [*(uploads or []), *(folder or [])]:

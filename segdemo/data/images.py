@@ -19,7 +19,9 @@ from segdemo.i18n.errors import UserError
 # Phones take 12-50 MP photos; 60 MP is generous but rejects decompression bombs
 # (a tiny PNG declaring 20000x20000 = 400 MP) before any pixel is decoded.
 MAX_PIXELS = 60_000_000
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+# The one list of image file types accepted anywhere (photos, ground-truth masks, batch folders);
+# a GIF is read as its first frame.
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 
 
 class ImageError(UserError):

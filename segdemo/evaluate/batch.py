@@ -20,13 +20,13 @@ from typing import Callable, Iterable
 import numpy as np
 
 from segdemo.evaluate.mapping import LabelMapping
-from segdemo.evaluate.masks import MASK_UPLOAD_TYPES, Notice
+from segdemo.data.images import UPLOAD_TYPES
+from segdemo.evaluate.masks import Notice
 from segdemo.evaluate.scoring import (EvaluationError, PairResult, Policy, Scores, evaluate_annotators, evaluate_pair,
                                       score_confusion)
 from segdemo.data.labels import LabelSet
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-MASK_EXTS = {"." + e for e in MASK_UPLOAD_TYPES}
+IMAGE_EXTS = {"." + e for e in UPLOAD_TYPES}  # photos and masks alike
 # Folder names that hold masks in the common layouts (VOC SegmentationClass,
 # CamVid trainannot, ISBI train/label, "masks", "gt", "groundtruth").
 _MASK_DIR_WORDS = ("annot", "mask", "label", "segmentationclass", "groundtruth", "ground_truth")

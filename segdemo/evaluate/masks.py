@@ -19,7 +19,6 @@ from segdemo.i18n.errors import UserError
 from segdemo.data.images import ImageError, open_image
 from segdemo.data.labels import LabelSet
 
-MASK_UPLOAD_TYPES = ("png", "bmp", "tif", "tiff", "gif", "jpg", "jpeg", "webp")
 
 
 @dataclass(frozen=True)

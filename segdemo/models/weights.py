@@ -114,6 +114,10 @@ def download(entry: ModelEntry, progress: ProgressCallback | None = None,
         raise WeightsMissingError(entry, str(exc)) from exc
 
 
+# What "Use my own checkpoint" accepts: safetensors, or a state dict torch.load reads with weights_only.
+CHECKPOINT_TYPES = ("safetensors", "pth", "pt")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely: safetensors, or torch.load with weights_only=True."""
     path = Path(path)

@@ -17,7 +17,7 @@ import pytest
 
 from segdemo import config
 from segdemo.models import registry
-from segdemo.training import recipes
+from segdemo.training import cards
 from segdemo.models import weights
 
 EXPECTED = {"fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid", "deeplab_slim_camvid", "unet_isbi2012"}
@@ -77,12 +77,12 @@ def test_fcn8s_is_the_offline_default() -> None:
 def test_camvid_card_is_re_measured(name: str, data_dir: Path) -> None:
     c = card(name)
     model = weights.load_model(registry.get(name), allow_random=False)
-    res = recipes.evaluate_camvid(model, "cpu", indices=c["val_subset"]["indices"])
+    res = cards.evaluate_camvid(model, "cpu", indices=c["val_subset"]["indices"])
     assert res.miou == pytest.approx(c["val_subset"]["miou"], abs=TOL)
     assert res.pixel_acc == pytest.approx(c["val_subset"]["pixel_acc"], abs=TOL)
     assert res.boundary_f1 == pytest.approx(c["val_subset"]["boundary_f1"], abs=TOL)
     if name == "fcn8s_camvid":
-        full = recipes.evaluate_camvid(model, "cpu", with_boundary=False)
+        full = cards.evaluate_camvid(model, "cpu", with_boundary=False)
         assert full.images == 101
         assert full.miou == pytest.approx(c["metrics"]["miou"], abs=TOL)
         assert full.pixel_acc == pytest.approx(c["metrics"]["pixel_acc"], abs=TOL)
@@ -91,7 +91,7 @@ def test_camvid_card_is_re_measured(name: str, data_dir: Path) -> None:
 def test_unet_card_is_re_measured(data_dir: Path) -> None:
     c = card("unet_isbi2012")
     model = weights.load_model(registry.get("unet_isbi2012"), allow_random=False)
-    res = recipes.evaluate_isbi(model, "cpu", indices=c["val_subset"]["indices"])
+    res = cards.evaluate_isbi(model, "cpu", indices=c["val_subset"]["indices"])
     assert c["val_subset"]["indices"] == [25, 26, 27, 28, 29]
     assert res.miou == pytest.approx(c["metrics"]["miou"], abs=TOL)
     assert res.boundary_f1 == pytest.approx(c["metrics"]["boundary_f1"], abs=TOL)

@@ -1,13 +1,10 @@
 """Training: one step lowers the loss, batches are aligned, runs resume exactly,
-cards are written; data download fails fast and clearly when offline."""
+cards are written."""
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import urllib.error
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segdemo.data import datasets
 from segdemo.cli import train as cli_train
 from segdemo.training import cards, loop, recipes
 from segdemo.models.deeplab_slim import DilatedSlimDeepLab
@@ -140,74 +136,8 @@ def test_training_resumes_exactly_and_writes_a_card(data_dir: Path, tmp_path: Pa
     assert stored["training_command"].startswith("python -m segdemo train")
     # the card's metrics are those of the stored (fp16) weights, re-measured here
     net = loop.load_weights(recipes.build(recipes.RECIPES["unet"]), tmp_path / "out" / "straight.safetensors")
-    res = recipes.evaluate_isbi(net, "cpu", indices=[25])
+    res = cards.evaluate_isbi(net, "cpu", indices=[25])
     assert res.miou == pytest.approx(stored["metrics"]["miou"], abs=1e-4)
-
-
-# ------------------------------------------------------------------ data
-
-
-def test_download_fails_fast_and_clearly_offline(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
-    with pytest.raises(ConnectionError, match="needs a network connection"):
-        datasets.fetch("https://example.invalid/x.zip")
-    from segdemo.cli import main
-
-    assert main(["data", "download", "camvid", "--data-dir", "/nonexistent-segdemo"]) == 2
-    assert "network" in capsys.readouterr().err
-
-
-def test_download_of_a_non_archive_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys,
-                                                    tmp_path: Path) -> None:
-    """A captive portal answering with HTML: a message and exit status 2, no traceback, nothing written."""
-    from segdemo.cli import main
-
-    monkeypatch.setattr(datasets, "fetch", lambda url, timeout=15.0: b"<html>please log in</html>")
-    assert main(["data", "download", "isbi2012", "--data-dir", str(tmp_path)]) == 2
-    assert "not a zip archive" in capsys.readouterr().err
-    assert not (tmp_path / "isbi2012").exists()
-
-
-def test_extract_keeps_only_the_data_set(tmp_path: Path) -> None:
-    src = datasets.SOURCES["isbi2012"]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(src.prefix + "train/image/0.png", b"img")
-        zf.writestr(src.prefix + "train/label/0.png", b"lbl")
-        zf.writestr(src.prefix + "test/0.png", b"test")
-        zf.writestr(src.prefix + "train/aug/ignored.png", b"x")
-        zf.writestr("unet-master/README.md", b"readme")
-    n = datasets.extract(buf.getvalue(), src, tmp_path / "isbi2012")
-    assert n == 3
-    assert (tmp_path / "isbi2012" / "train" / "image" / "0.png").read_bytes() == b"img"
-    assert not (tmp_path / "isbi2012" / "train" / "aug").exists()
-    bad = io.BytesIO()
-    with zipfile.ZipFile(bad, "w") as zf:
-        zf.writestr(src.prefix + "train/image/../../../../evil.png", b"x")
-    with pytest.raises(ValueError, match="unsafe"):
-        datasets.extract(bad.getvalue(), src, tmp_path / "isbi2012")
-
-
-def test_missing_data_set_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(datasets.DatasetMissingError, match="data download camvid"):
-        datasets.camvid_files("val", root=tmp_path)
-    with pytest.raises(datasets.DatasetMissingError, match="data download isbi2012"):
-        datasets.isbi_slice_ids(root=tmp_path)
-
-
-def test_loaders_read_the_data_dir(data_dir: Path) -> None:
-    files = datasets.camvid_files("val")
-    assert len(files) == 101
-    images, labels, names = datasets.load_camvid("val", size=(240, 180), indices=[0, 50])
-    assert images.shape == (2, 180, 240, 3) and labels.shape == (2, 180, 240)
-    assert labels.max() <= 11 and names[0] == files[0][0].name
-    img, lbl = datasets.load_isbi_slice(0)
-    assert img.shape == (512, 512) and set(np.unique(lbl)) == {0, 1}
-    # cell interior (255 in the file) is class 1 and the majority
-    assert lbl.mean() > 0.5
 
 
 def test_unet_base_option_changes_only_the_width() -> None:
