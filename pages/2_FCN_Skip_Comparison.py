@@ -15,6 +15,7 @@ from segdemo.data import datasets
 from segdemo.models import registry
 from segdemo.render import overlay
 from segdemo.labs import fcn_skips as fc
+from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.evaluate import MaskError, decode_mask
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
@@ -61,11 +62,11 @@ elif source == "synthetic":
     st.caption(tr("fcn.synthetic_caption"))
     image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)
 else:
-    images = inputs.image_inputs("fcn", allow_camera=False, allow_samples=True)
-    if not images:
+    chosen = inputs.image_inputs("fcn", allow_camera=False, allow_samples=True)
+    if not chosen:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
-    image = inputs.choose_image(images, "fcn_choice")
+    image = inputs.choose_image(chosen, "fcn_choice")
     mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(images.UPLOAD_TYPES), key="fcn_mask",
                                  help=tr("fcn.mask_upload_help"))
     if mask_file is not None:
@@ -163,7 +164,7 @@ rows = []
 for name in fc.VARIANTS:
     entry = entries[name]
     # the paper's number first, next to the cards' CamVid val numbers, then this image's
-    row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): fc.PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
+    row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
            tr("fcn.col.val_miou"): entry.metrics.get("miou"), tr("fcn.col.val_bf"): entry.metrics.get("boundary_f1")}
     if truth is not None:
         score = score_predictions([labels[name]], [truth], CAMVID)

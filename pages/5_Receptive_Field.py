@@ -1,17 +1,12 @@
 """Receptive fields and dilated convolution: the recurrence, autograd, and a real model."""
 
-import time
-
-import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
-from PIL import Image
 
 from segdemo.ui import inputs, legend, sidebar, state, widgets
-from segdemo.inference import pipeline
-from segdemo.labs import drawing
+from segdemo.labs import drawing, model_inputs
 from segdemo.labs import receptive_field as rf
+from segdemo.labs import rf_measure as rfm
 from segdemo.ui import labs as lab
 from segdemo.ui.state import tr
 
@@ -99,7 +94,7 @@ with tab_dilated:
     dilation = c4.slider(tr("labs.rf.dilation"), 1, 16, 2, key="rf_dilation")
     size = c5.select_slider(tr("labs.rf.map_size"), [16, 32, 64, 96, 128], value=64, key="rf_map")
     bias = st.checkbox(tr("labs.rf.bias"), value=True, key="rf_bias")
-    costs = rf.dilated_vs_standard(int(c_in), int(c_out), int(kernel), int(dilation), int(size), bias)
+    costs = rfm.dilated_vs_standard(int(c_in), int(c_out), int(kernel), int(dilation), int(size), bias)
     st.dataframe(pd.DataFrame([{
         tr("labs.rf.col.conv"): tr(f"labs.rf.conv.{c.label}"),
         "k × k": f"{c.kernel} × {c.kernel}", "d": c.dilation,
@@ -131,13 +126,12 @@ def real_image_section(images: list, entry) -> None:
     device = settings.device
     lab_size = st.select_slider(tr("labs.rf.lab_size"), [128, 192, 256, 320, 384], value=256,
                                 key="rf_lab_size", help=tr("labs.rf.lab_size_help"))
-    x, (h, w) = pipeline.preprocess(image.rgb, entry, lab_size, device)
-    x = x.float()
-    small = np.asarray(Image.fromarray(image.rgb).resize((w, h), Image.BILINEAR))
+    x, small = model_inputs.network_view(image.rgb, entry, lab_size, device)
+    h, w = small.shape[:2]
 
-    def predict_labels() -> np.ndarray:
-        with torch.no_grad(), lab.GRADIENT_LOCK:
-            return model(x)[0].argmax(0).cpu().numpy()
+    def predict_labels():
+        with lab.GRADIENT_LOCK:
+            return model_inputs.predicted_labels(model, x)
 
     labels = lab.lab_cache("rf_labels", (entry.name, image.digest, lab_size, device), predict_labels)
     label_set = entry.label_set
@@ -147,24 +141,21 @@ def real_image_section(images: list, entry) -> None:
     with left:
         st.caption(tr("labs.rf.click_hint", model=entry.display_name))
         yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
-    predicted = int(labels[rf.output_position(yx, tuple(x.shape[-2:]), labels.shape)])
+    predicted = int(labels[rfm.output_position(yx, tuple(x.shape[-2:]), labels.shape)])
     options = list(range(label_set.num_classes))
     names = [legend.class_label(label_set.key, c) for c in options]
     names[predicted] += " ← " + tr("labs.rf.predicted")
     cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
                        format_func=names.__getitem__)
 
-    def compute() -> tuple[np.ndarray, np.ndarray, float]:
-        start = time.perf_counter()
+    def compute():
         with lab.GRADIENT_LOCK:
-            erf = rf.effective_rf(model, x, yx, cls)
-            support = rf.structural_rf(model, tuple(x.shape[1:]), yx, device)
-        return erf[:h, :w], support[:h, :w], time.perf_counter() - start
+            return rfm.measured_fields(model, x, (h, w), yx, cls, device)
 
     with st.spinner(tr("labs.rf.computing")):
         erf, support, seconds = lab.lab_cache(
             "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
-    box = rf.bbox_of(support)
+    box = rfm.bbox_of(support)
     picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),
                                          box, yx)
     with right:
@@ -176,12 +167,12 @@ def real_image_section(images: list, entry) -> None:
     m1.metric(tr("labs.rf.metric.model_theory"),
               tr("labs.rf.whole_image") if whole else (f"{box[2]} × {box[3]}" if box else "—"),
               help=tr("labs.rf.metric.model_theory_help"))
-    radius = rf.mass_radius(erf, yx, 0.9)
+    radius = rfm.mass_radius(erf, yx, 0.9)
     m2.metric(tr("labs.rf.metric.erf90"), f"{2 * radius + 1:.0f} × {2 * radius + 1:.0f}",
               help=tr("labs.rf.metric.erf90_help"))
     m3.metric(tr("labs.rf.metric.time"), f"{seconds:.2f} s")
     if whole:
-        st.info(tr("labs.rf.whole_image_note") if rf.has_global_pooling(net)
+        st.info(tr("labs.rf.whole_image_note") if rfm.has_global_pooling(net)
                 else tr("labs.rf.whole_image_note_stack", size=f"{h}×{w}"))
     elif touches:
         st.caption(tr("labs.rf.clipped_note"))
@@ -189,27 +180,27 @@ def real_image_section(images: list, entry) -> None:
 
     st.subheader(tr("labs.rf.aspp_title"))
     output_stride = entry.output_stride or getattr(net, "output_stride", None) or 8
-    rates = rf.find_aspp_rates(net)
+    rates = rfm.find_aspp_rates(net)
     if rates:
         st.caption(tr("labs.rf.aspp_found", rates=", ".join(map(str, rates)), os=output_stride))
     else:
-        rates = rf.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
+        rates = rfm.DEEPLABV3_RATES.get(output_stride, (6, 12, 18))
         st.caption(tr("labs.rf.aspp_default", rates=", ".join(map(str, rates)), os=output_stride))
-    taps = rf.aspp_taps(yx, (h, w), output_stride, rates)
-    scaled_taps = [rf.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5, (t.x + 0.5) * display_scale - 0.5, t.inside)
+    taps = rfm.aspp_taps(yx, (h, w), output_stride, rates)
+    scaled_taps = [rfm.Tap(t.rate, (t.y + 0.5) * display_scale - 0.5, (t.x + 0.5) * display_scale - 0.5, t.inside)
                    for t in taps]
     tapped, _ = drawing.draw_taps(drawing.scale_nearest(small, display_scale), scaled_taps,
                                   (yx[0] * display_scale, yx[1] * display_scale), output_stride * display_scale)
     a1, a2 = st.columns([3, 2])
     a1.image(tapped, width="stretch")
     with a2:
-        legend = "".join(
+        rates_html = "".join(
             f'<div><span style="display:inline-block;width:1em;height:1em;border-radius:50%;'
             f'background:{drawing.rate_color_hex(i)}"></span> '
             + tr("labs.rf.aspp_rate", rate=r, spacing=r * output_stride, span=2 * r * output_stride)
             + "</div>"
             for i, r in enumerate(rates))
-        st.markdown(legend, unsafe_allow_html=True)
+        st.markdown(rates_html, unsafe_allow_html=True)
         outside = sum(not t.inside for t in taps)
         st.caption(tr("labs.rf.aspp_note", outside=outside))
 

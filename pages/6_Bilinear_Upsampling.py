@@ -3,13 +3,11 @@
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
-from PIL import Image
 
 from segdemo.ui import inputs, legend, sidebar, state, widgets
-from segdemo.inference import pipeline
+from segdemo.data import images
 from segdemo.render import overlay
-from segdemo.labs import drawing, figures
+from segdemo.labs import drawing, figures, model_inputs
 from segdemo.labs import interpolation as ip
 from segdemo.labs import upsampling as up
 from segdemo.ui import labs as lab
@@ -36,13 +34,10 @@ with tab_1d:
     lab.latex(r"P = \beta\,A + \alpha\,B, \qquad \alpha = x - x_0,\; \beta = 1 - \alpha")
     text = st.text_input(tr("labs.bi.values"), "2, 8, 4, 10", key="bi_1d_values",
                          help=tr("labs.bi.values_help"))
-    try:
-        signal = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
-        if not 2 <= signal.size <= 16 or not np.isfinite(signal).all():
-            raise ValueError
-    except ValueError:
+    signal = ip.parse_signal(text)
+    if signal is None:
         st.error(tr("labs.bi.values_error"))
-        signal = np.array([2.0, 8.0, 4.0, 10.0])
+        signal = np.array(ip.DEFAULT_SIGNAL)
     c1, c2, c3 = st.columns(3)
     out_len = c1.slider(tr("labs.bi.out_len"), 2, 24, 7, key="bi_1d_out")
     align_1d = c2.radio("align_corners", [False, True], key="bi_1d_align", horizontal=True)
@@ -66,7 +61,6 @@ with tab_1d:
         "axis": tr("labs.bi.input_coordinate")}), width="stretch")
 
 # ---------------------------------------------------------------- 2-D
-DEFAULT_GRID = np.array([[10, 20, 30, 40], [20, 60, 20, 10], [40, 10, 80, 30], [0, 30, 50, 90]], dtype=float)
 
 
 def formula_block(step: ip.BilinearStep) -> None:
@@ -93,12 +87,11 @@ with tab_2d:
     st.markdown(tr("labs.bi.2d_intro"))
     lab.latex(r"P = q\,(\beta A + \alpha B) + p\,(\beta D + \alpha C)")
     st.caption(tr("labs.bi.layout"))
-    edited = st.data_editor(pd.DataFrame(DEFAULT_GRID, columns=[f"x={i}" for i in range(4)]),
+    edited = st.data_editor(pd.DataFrame(ip.DEFAULT_GRID, columns=[f"x={i}" for i in range(4)]),
                             key="bi_grid", hide_index=False)
-    grid = edited.to_numpy(dtype=float, na_value=np.nan)
-    if not np.isfinite(grid).all():
+    grid, all_numbers = ip.finite_grid(edited.to_numpy(dtype=float, na_value=float("nan")))
+    if not all_numbers:
         st.error(tr("labs.bi.grid_error"))
-        grid = np.nan_to_num(grid, nan=0.0)
     how = widgets.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], "bi_pick", horizontal=True,
                          format_func=state.options_formatter("labs.bi.pick."))
     if how == "point":
@@ -161,9 +154,9 @@ with tab_corners:
     st.caption(tr("labs.bi.corners_advice"))
 
 # ---------------------------------------------------------------- a real model's scores
-def model_section(images: list, entry) -> None:
+def model_section(chosen: list, entry) -> None:
     """A real model's coarse scores upsampled by every method; argmax of each."""
-    image = inputs.choose_image(images, "bi_current")
+    image = inputs.choose_image(chosen, "bi_current")
     model = lab.lab_model(settings, entry)
     # The sidebar's inference size (the scores the Segment page upsamples), capped: six
     # full-resolution C x H x W results of a large photo would not fit in memory.
@@ -171,11 +164,11 @@ def model_section(images: list, entry) -> None:
     size = min(settings.inference_size or short_side, short_side, MAX_LAB_SIDE)
     if size < (settings.inference_size or short_side):
         st.caption(tr("labs.bi.size_capped", size=size))
-    x, (h, w) = pipeline.preprocess(image.rgb, entry, size, settings.device)
+    x, _ = model_inputs.network_view(image.rgb, entry, size, settings.device)
 
-    def compute() -> tuple[torch.Tensor, str]:
+    def compute():
         with lab.GRADIENT_LOCK:
-            scores, how = up.coarse_class_scores(model, x.float())
+            scores, how = up.coarse_class_scores(model, x)
         return scores[0].float().cpu(), how
 
     coarse, how = lab.lab_cache("bi", (entry.name, image.digest, size, settings.device), compute)
@@ -184,9 +177,8 @@ def model_section(images: list, entry) -> None:
     size = (ch * factor, cw * factor)
     st.caption(tr(f"labs.bi.coarse.{how}", model=entry.display_name, c=c, h=ch, w=cw, f=factor,
                   H=size[0], W=size[1]))
-    rgb = np.asarray(Image.fromarray(image.rgb).resize((size[1], size[0]), Image.BILINEAR))
-    guide = torch.from_numpy(rgb.astype(np.float32).mean(2))[None, None]
-    results = up.upsample_scores(coarse, factor, guide)
+    rgb = images.resize_rgb(image.rgb, size)
+    results = up.upsample_scores(coarse, factor, model_inputs.grey_guide(rgb))
     label_set = entry.label_set
     reference = results["bilinear"].labels
     opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")

@@ -1,16 +1,17 @@
 """Fully connected vs convolution: the same weights, any input size; the 1x1 convolution."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from segdemo import config
 from segdemo.models import registry
 from segdemo.data import samples
+from segdemo.data import images
+from segdemo.data.images import InputImage
 from segdemo.labs import drawing, fc_conv, figures
+from segdemo.labs import fc_conv_views as views
+from segdemo.labs.model_inputs import image_tensor
+from segdemo.models.builders import count_params
 from segdemo.inference.pipeline import network_input_size
 from segdemo.ui import labs as lab
 from segdemo.ui.state import tr
@@ -26,38 +27,30 @@ def vgg_model() -> fc_conv.TinyVGG:
 
 
 @st.cache_resource(show_spinner=False)
-def resnet_model() -> tuple[torch.nn.Module, bool, list[str]]:
+def resnet_model():  # (ResNet-18, trained weights?, category names)
     return fc_conv.resnet18_classifier(seed=0)
 
 
 @st.cache_resource(show_spinner=False)
-def fcn_model() -> tuple[torch.nn.Module, bool] | None:
+def fcn_model():  # (FCN-32s, random weights?) or None
     return fc_conv.load_trained_fcn32s()
 
 
-def to_tensor(rgb: np.ndarray, size: tuple[int, int], mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
-    """Resize (height, width) and normalise an RGB image to a 1x3xHxW tensor."""
-    img = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32) / 255
-    x = torch.from_numpy(img).permute(2, 0, 1)[None]
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-
-
-def pick_image() -> tuple[np.ndarray, str]:
+def pick_image() -> InputImage | None:
     """The user's image (upload or sample), else a CamVid street frame, else the first shipped sample."""
-    images = inputs.image_inputs("fc", allow_camera=False)
-    if images:
-        image = inputs.choose_image(images, "fc_current")
-        return image.rgb, image.digest
+    chosen = inputs.image_inputs("fc", allow_camera=False)
+    if chosen:
+        return inputs.choose_image(chosen, "fc_current")
     street = fc_conv.street_images(1)
     gallery = [(f"CamVid {p.stem}", p) for p in street] + [(s.name, s.path) for s in samples.shipped_samples()]
     if not gallery:
-        return np.full((224, 224, 3), 128, dtype=np.uint8), "grey"
+        return None
     st.caption(tr("labs.fc.default_image", name=gallery[0][0]))
-    image = inputs.load_sample(gallery[0][1])
-    return image.rgb, image.digest
+    return inputs.load_sample(gallery[0][1])
 
 
-rgb, digest = pick_image()  # one picker for the whole page
+picked = pick_image()  # one picker for the whole page
+rgb, digest = (picked.rgb, picked.digest) if picked is not None else (images.grey_image(224, 224), "grey")
 fcn = fcn_model()
 names = ["fcn", "vgg", "resnet", "1x1"]
 if fcn is None or fcn[1]:  # trained weights first when they are there
@@ -81,8 +74,8 @@ with tab_fcn:
         else:
             st.info(tr("labs.fc.fcn_trained", file=entry.weights.filename))
         head = fc_conv.FullyConnectedHead(net)
-        conv_n = sum(p.numel() for m in (net.fc6, net.fc7, net.score_fr) for p in m.parameters())
-        fc_n = sum(p.numel() for p in head.parameters())
+        conv_n = sum(count_params(m) for m in (net.fc6, net.fc7, net.score_fr))
+        fc_n = count_params(head)
         (k, _), (pad, _) = head.kernel, head.padding
         st.markdown(tr("labs.fc.fcn_heads", c=head.in_channels, f=net.fc6.out_channels, k=k, p=pad,
                        n=head.fc6.in_features, K=net.num_classes, conv=f"{conv_n:,}", fc=f"{fc_n:,}",
@@ -92,11 +85,11 @@ with tab_fcn:
         st.subheader(tr("labs.fc.fcn_window_title", h=win[0], w=win[1], k=k))
         square = fc_conv.centre_square(rgb)
         eq = lab.lab_cache("fc_fcn_win", (digest, win),
-                               lambda: fc_conv.fcn_head_check(net, to_tensor(square, win, mean, std)))
+                               lambda: fc_conv.fcn_head_check(net, image_tensor(square, win, mean, std)))
         assert eq.fc_scores is not None and eq.centre is not None
         cy, cx = eq.centre
         left, right = st.columns([1, 2])
-        left.image(np.asarray(Image.fromarray(square).resize((win[1], win[0]), Image.BILINEAR)),
+        left.image(images.resize_rgb(square, win),
                    caption=tr("labs.fc.fcn_window_caption", h=win[0], w=win[1]))
         right.dataframe(pd.DataFrame({
             tr("labs.fc.col.class"): [legend.class_label("camvid", i) for i in range(net.num_classes)],
@@ -119,11 +112,11 @@ with tab_fcn:
                                      key="fc_fcn_cls", format_func=class_names.__getitem__)
         shape = network_input_size(rgb.shape[:2], short)
         big = lab.lab_cache("fc_fcn_map", (digest, shape),
-                                lambda: fc_conv.fcn_head_check(net, to_tensor(rgb, shape, mean, std)))
+                                lambda: fc_conv.fcn_head_check(net, image_tensor(rgb, shape, mean, std)))
         probs, heat = fc_conv.class_heat(big.conv_scores, cls_f, shape)
         h, w = big.conv_scores.shape[-2:]
         name = class_names[cls_f]
-        base = np.asarray(Image.fromarray(rgb).resize((shape[1], shape[0]), Image.BILINEAR))
+        base = images.resize_rgb(rgb, shape)
         left, right = st.columns(2)
         left.image(drawing.blend_heat(base, heat.numpy(), alpha=0.7, gamma=1.0),
                    caption=tr("labs.fc.fcn_heat_caption", h=h, w=w, cls=name), width="stretch")
@@ -144,14 +137,12 @@ with tab_vgg:
     conv_head = fc_conv.linear_to_conv(model.classifier, model.feature_channels, model.feature_size)
     c = model.feature_channels
     k = model.feature_size
-    fc_params = sum(p.numel() for p in model.classifier.parameters())
-    conv_params = sum(p.numel() for p in conv_head.parameters())
+    fc_params, conv_params = count_params(model.classifier), count_params(conv_head)
     st.markdown(tr("labs.fc.vgg_heads", c=c, k=k, K=model.classifier.out_features, fc=f"{fc_params:,}",
                    conv=f"{conv_params:,}", ok=lab.check_mark(fc_params == conv_params)))
     st.warning(tr("labs.fc.vgg_random"))
     st.subheader(tr("labs.fc.train_size_title", size=model.train_size))
-    x_train = to_tensor(rgb, (model.train_size, model.train_size))
-    eq = fc_conv.compare_vgg(model, x_train)
+    eq = fc_conv.compare_vgg(model, image_tensor(rgb, (model.train_size, model.train_size)))
     assert eq.fc_scores is not None
     st.dataframe(pd.DataFrame({
         tr("labs.fc.col.class"): list(range(model.classifier.out_features)),
@@ -163,7 +154,7 @@ with tab_vgg:
                                                                    tol=TOLERANCE))
     st.subheader(tr("labs.fc.larger_title"))
     size = st.slider(tr("labs.fc.input_size"), 40, 256, 96, 8, key="fc_vgg_size")
-    big = fc_conv.compare_vgg(model, to_tensor(rgb, (size, size)))
+    big, (iy, ix), diff = views.vgg_window_check(model, rgb, size)
     st.warning("✗ " + tr("labs.fc.fc_fails", size=size, error=big.fc_error or "—"))
     h, w = big.conv_scores.shape[-2:]
     cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key="fc_vgg_class")
@@ -173,12 +164,7 @@ with tab_vgg:
                       width="stretch")
     with right:
         st.markdown(tr("labs.fc.map_explain", size=size, feat=size // 8, k=k, h=h, w=w))
-        # Check one position against the FC head applied to that window of the features.
-        with torch.no_grad():
-            feats = model.features(to_tensor(rgb, (size, size)))
-            iy, ix = h // 2, w // 2
-            window = model.classifier(torch.flatten(feats[:, :, iy:iy + k, ix:ix + k], 1))
-        diff = float((window[0] - big.conv_scores[0, :, iy, ix]).abs().max())
+        # One position checked against the FC head applied to that window of the features.
         st.markdown(f"{lab.check_mark(diff <= TOLERANCE)} " + tr("labs.fc.window_check", y=iy, x=ix, diff=diff))
 
 # ---------------------------------------------------------------- avgpool + FC -> 1x1 conv
@@ -191,42 +177,28 @@ with tab_resnet:
         st.success(tr("labs.fc.resnet_real"))
     else:
         st.warning(tr("labs.fc.resnet_random"))
-    rgb_r = rgb  # the page's image (one picker per page)
-    with torch.no_grad():
-        eq = fc_conv.compare_resnet(resnet, to_tensor(rgb_r, (224, 224)))
-    ok = eq.max_abs_diff <= TOLERANCE
-    top = eq.fc_scores[0].softmax(0).topk(5)
-    conv_mean = eq.conv_scores.mean(dim=(2, 3))[0]
+    top5 = views.resnet_top5(resnet, rgb)
+    ok = top5.max_abs_diff <= TOLERANCE
     st.dataframe(pd.DataFrame({
-        tr("labs.fc.col.category"): [categories[i] for i in top.indices.tolist()],
-        tr("labs.fc.col.fc"): eq.fc_scores[0, top.indices].numpy(),
-        tr("labs.fc.col.conv_mean"): conv_mean[top.indices].numpy(),
+        tr("labs.fc.col.category"): [categories[i] for i in top5.indices],
+        tr("labs.fc.col.fc"): top5.fc_scores,
+        tr("labs.fc.col.conv_mean"): top5.conv_mean,
     }), hide_index=True)
-    (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff_1000", diff=eq.max_abs_diff,
+    (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff_1000", diff=top5.max_abs_diff,
                                                                    tol=TOLERANCE))
     size_r = st.select_slider(tr("labs.fc.input_size"), [224, 320, 448, 640], value=448, key="fc_resnet_size")
-    h_img, w_img = rgb_r.shape[:2]
-    scale = size_r / min(h_img, w_img)
-    shape = (max(32, round(h_img * scale)), max(32, round(w_img * scale)))
-
-    def score_map() -> torch.Tensor:
-        with torch.no_grad():
-            return fc_conv.ConvolutionalResNet(resnet).eval().score_map(to_tensor(rgb_r, shape))[0]
-
-    smap = lab.lab_cache("fc_resnet", (real_weights, digest, shape), score_map)
+    shape = views.resnet_input_shape(rgb.shape[:2], size_r)
+    smap = lab.lab_cache("fc_resnet", (real_weights, digest, shape), lambda: views.resnet_score_map(resnet, rgb, shape))
     best = int(smap.mean(dim=(1, 2)).argmax())
     names = categories
     cls_r = st.selectbox(tr("labs.fc.category"), list(range(len(names))), index=best, key="fc_resnet_cls",
                          format_func=names.__getitem__)
-    probs = smap.softmax(0)[cls_r]
-    heat = F.interpolate(probs[None, None], size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
-    heat = heat / max(float(heat.max()), 1e-12)
-    base = np.asarray(Image.fromarray(rgb_r).resize((shape[1], shape[0]), Image.BILINEAR))
+    probs, heat = views.normalised_heat(smap, cls_r, shape)
     left, right = st.columns(2)
-    left.image(drawing.blend_heat(base, heat, alpha=0.7, gamma=1.0),
+    left.image(drawing.blend_heat(images.resize_rgb(rgb, shape), heat, alpha=0.7, gamma=1.0),
                caption=tr("labs.fc.heat_caption", h=smap.shape[1], w=smap.shape[2], cls=names[cls_r]),
                width="stretch")
-    right.plotly_chart(figures.value_heatmap(probs.numpy(), tr("labs.fc.prob_map", cls=names[cls_r]),
+    right.plotly_chart(figures.value_heatmap(probs, tr("labs.fc.prob_map", cls=names[cls_r]),
                                                              annotate=False, colorbar=True), width="stretch")
     st.caption(tr("labs.fc.resnet_note"))
 

@@ -145,5 +145,16 @@ def downscale_for_display(rgb: np.ndarray, max_side: int = 1280) -> np.ndarray:
     scale = max_side / max(h, w)
     if scale >= 1:
         return rgb
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    return resize_rgb(rgb, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` resized bilinearly to ``size`` = (height, width) (a picture beside a network input of that size)."""
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def grey_image(height: int, width: int) -> np.ndarray:
+    """A mid-grey RGB picture (a lab's input when no image is to be had)."""
+    return np.full((height, width, 3), 128, dtype=np.uint8)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segdemo.labs.receptive_field import Tap
+from segdemo.labs.rf_measure import Tap
 
 HOLE_RGB = (235, 235, 235)
 REACHED_RGB = (31, 119, 180)

@@ -43,6 +43,26 @@ class SourceIndex:
     frac: float  # src - i0: weight of i1
 
 
+DEFAULT_SIGNAL = (2.0, 8.0, 4.0, 10.0)
+DEFAULT_GRID = ((10, 20, 30, 40), (20, 60, 20, 10), (40, 10, 80, 30), (0, 30, 50, 90))
+
+
+def parse_signal(text: str) -> np.ndarray | None:
+    """The 1-D lab's values typed as "2, 8, 4, 10" (commas or semicolons); None unless 2..16 finite numbers."""
+    try:
+        signal = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+    except ValueError:
+        return None
+    return signal if 2 <= signal.size <= 16 and np.isfinite(signal).all() else None
+
+
+def finite_grid(values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The 2-D lab's edited grid as floats, empty or non-numeric cells as 0; and whether all were numbers."""
+    grid = np.asarray(values, dtype=float)
+    ok = bool(np.isfinite(grid).all())
+    return (grid if ok else np.nan_to_num(grid, nan=0.0)), ok
+
+
 def source_index(dst: int, in_size: int, out_size: int, align_corners: bool) -> SourceIndex:
     """PyTorch's source coordinate for linear modes when ``size=`` is given."""
     if align_corners:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from segdemo.labs.receptive_field import measure_macs
+from segdemo.labs.rf_measure import measure_macs
 from segdemo.models.builders import count_params
 
 

@@ -50,7 +50,7 @@ def test_segment_upload_then_settings_never_rerun_the_model(clear_streamlit_cach
 
 def test_bad_uploads_are_reported_and_good_images_stay(clear_streamlit_caches):
     at = _run(REPO / "pages" / "1_Segment.py", "en")
-    bomb = __import__("tests.test_images", fromlist=["bomb_png"]).bomb_png()
+    bomb = __import__("tests.unit.data.test_images", fromlist=["bomb_png"]).bomb_png()
     files = [("cat.jpg", CAT, "image/jpeg"), ("empty.png", b"", "image/png"),
              ("notes.png", b"plain text", "image/png"), ("bomb.png", bomb, "image/png"),
              ("cut.jpg", CAT[: len(CAT) // 3], "image/jpeg")]

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from segdemo.labs import interpolation as ip
 from segdemo.labs import receptive_field as rf
+from segdemo.labs import rf_measure as rfm
 from segdemo.labs import separable as sep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +84,7 @@ def test_dilated_vs_standard_table_matches_modules() -> None:
     at = run("rf", "en")
     at.slider(key="rf_dilation").set_value(4).run()
     no_problems(at)
-    costs = rf.dilated_vs_standard(64, 64, 3, 4, 64, True)
+    costs = rfm.dilated_vs_standard(64, 64, 3, 4, 64, True)
     table = next(d.value for d in at.dataframe if "Parameters (module)" in d.value.columns)
     assert list(table["Parameters (module)"]) == [f"{c.params:,}" for c in costs]
     assert list(table["MACs (PyTorch counter)"]) == [f"{c.macs:,}" for c in costs]

@@ -6,6 +6,7 @@ import numpy as np
 
 from segdemo.labs import drawing
 from segdemo.labs import receptive_field as rf
+from segdemo.labs import rf_measure as rfm
 
 
 def test_rf_grid_image_marks_reached_pixels_and_holes() -> None:
@@ -22,7 +23,7 @@ def test_rf_grid_image_marks_reached_pixels_and_holes() -> None:
 
 def test_taps_drawn_at_their_positions_hollow_on_padding() -> None:
     rgb = np.zeros((200, 200, 3), dtype=np.uint8)
-    taps = rf.aspp_taps((100, 20), (200, 200), 8, (6,))
+    taps = rfm.aspp_taps((100, 20), (200, 200), 8, (6,))
     out, (top, left) = drawing.draw_taps(rgb, taps, (100, 20), 8)
     assert left > 0 and top == 0  # the taps left of the image get a margin
     assert np.array_equal(out[top:top + 200, left:left + 200][150:, 150:], rgb[150:, 150:])

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from segdemo.labs import receptive_field as rf
+from segdemo.labs import rf_measure as rfm
 
 
 
@@ -95,8 +96,8 @@ def test_structural_rf_of_torchvision_resnet50_is_427() -> None:
     body = nn.Sequential(*list(resnet50(weights=None).children())[:-2])
     size = 480
     c = (size // 32) // 2  # the middle output pixel of the 15 x 15 map
-    mask = rf.structural_rf(body, (3, size, size), (c * 32, c * 32))
-    top, left, h, w = rf.bbox_of(mask)
+    mask = rfm.structural_rf(body, (3, size, size), (c * 32, c * 32))
+    top, left, h, w = rfm.bbox_of(mask)
     row = rf.rf_table(rf.PRESETS["resnet50"])[-1]
     assert (h, w) == (row.r_out, row.r_out) == (427, 427)
     assert top + (h - 1) / 2 == pytest.approx(row.start_out + c * row.j_out)
@@ -110,8 +111,8 @@ def test_structural_rf_ignores_activations_and_matches_taps() -> None:
     ).eval()
     layers = [rf.Layer("a", 3, 1, 2), rf.Layer("p", 2, 2, kind="pool"), rf.Layer("b", 3, 1, 2)]
     r, _ = rf.theoretical_rf(layers)
-    mask = rf.structural_rf(net, (2, 40, 40), (20, 20))
-    top, left, h, w = rf.bbox_of(mask)
+    mask = rfm.structural_rf(net, (2, 40, 40), (20, 20))
+    top, left, h, w = rfm.bbox_of(mask)
     assert (h, w) == (r, r)
     assert np.array_equal(mask[top:top + h, left:left + w], reachable_offsets(layers, r))
 
@@ -120,15 +121,15 @@ def test_effective_rf_lies_inside_the_theoretical_rf() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 5, 5, padding=4, dilation=2)).eval()
     x = torch.randn(1, 3, 32, 32)
-    erf = rf.effective_rf(net, x, (16, 10), class_index=2)
-    support = rf.structural_rf(net, (3, 32, 32), (16, 10))
+    erf = rfm.effective_rf(net, x, (16, 10), class_index=2)
+    support = rfm.structural_rf(net, (3, 32, 32), (16, 10))
     assert erf.max() == pytest.approx(1.0)
     assert not (erf[~support] > 0).any()
     assert (erf[support] > 0).mean() > 0.5  # the real weights reach most of it
 
 
 def test_dilated_and_standard_have_equal_params_and_macs() -> None:
-    std, dil, dense = rf.dilated_vs_standard(8, 16, 3, 4, 20, bias=True)
+    std, dil, dense = rfm.dilated_vs_standard(8, 16, 3, 4, 20, bias=True)
     assert std.params == dil.params == std.formula_params == 3 * 3 * 8 * 16 + 16
     assert std.macs == dil.macs == std.formula_macs == 20 * 20 * 9 * 8 * 16
     assert dil.k_eff == 9 and std.k_eff == 3
@@ -137,7 +138,7 @@ def test_dilated_and_standard_have_equal_params_and_macs() -> None:
 
 
 def test_aspp_taps_spacing_and_rates_found_in_models() -> None:
-    taps = rf.aspp_taps((60, 120), (240, 320), 8, (6, 12))
+    taps = rfm.aspp_taps((60, 120), (240, 320), 8, (6, 12))
     six = [t for t in taps if t.rate == 6]
     xs = sorted({t.x for t in six})
     assert np.diff(xs).tolist() == [48.0, 48.0]  # rate * output stride
@@ -146,20 +147,20 @@ def test_aspp_taps_spacing_and_rates_found_in_models() -> None:
     from segdemo.models.deeplab_slim import deeplab_slim
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
-    assert rf.find_aspp_rates(deeplab_slim(num_classes=3, rates=(2, 5, 7))) == (2, 5, 7)
+    assert rfm.find_aspp_rates(deeplab_slim(num_classes=3, rates=(2, 5, 7))) == (2, 5, 7)
     tv = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
-    assert rf.find_aspp_rates(tv) == (12, 24, 36)
-    assert rf.find_aspp_rates(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2))) == ()
+    assert rfm.find_aspp_rates(tv) == (12, 24, 36)
+    assert rfm.find_aspp_rates(nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2))) == ()
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     lr = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
     assert any(m.dilation[0] > 1 for m in lr.modules() if isinstance(m, nn.Conv2d))
-    assert rf.find_aspp_rates(lr) == ()  # dilated backbone, but no atrous pyramid
+    assert rfm.find_aspp_rates(lr) == ()  # dilated backbone, but no atrous pyramid
 
 
 def test_output_position_maps_coarse_outputs() -> None:
-    assert rf.output_position((17, 5), (32, 32), (4, 4)) == (2, 0)
-    assert rf.output_position((31, 31), (32, 32), (32, 32)) == (31, 31)
+    assert rfm.output_position((17, 5), (32, 32), (4, 4)) == (2, 0)
+    assert rfm.output_position((31, 31), (32, 32), (32, 32)) == (31, 31)
 
 
 def test_bad_layers_are_rejected() -> None:
@@ -200,7 +201,7 @@ def test_structural_rf_with_squeeze_excitation_is_global_and_finite() -> None:
     for _ in range(12):  # repeated gates used to square activations into inf/NaN
         blocks += [nn.Conv2d(8, 8, 3, padding=1), nn.Hardswish(), SqueezeExcitation(8, 4)]
     net = nn.Sequential(*blocks).eval()
-    mask = rf.structural_rf(net, (3, 24, 24), (3, 3))
+    mask = rfm.structural_rf(net, (3, 24, 24), (3, 3))
     assert mask.all()  # global average pooling in the gate reaches every pixel
 
 
@@ -219,11 +220,11 @@ def test_cli_prints_the_recurrence_and_the_autograd_check(capsys: pytest.Capture
 def test_mass_radius_against_hand_examples() -> None:
     erf = np.zeros((21, 21))
     erf[10, 10] = 1.0
-    assert rf.mass_radius(erf, (10, 10)) == 0.0
+    assert rfm.mass_radius(erf, (10, 10)) == 0.0
     erf[7:14, 7:14] = 1.0  # a uniform 7x7 square: 90 % of 49 pixels needs the full radius 3
-    assert rf.mass_radius(erf, (10, 10), 0.9) == 3.0
-    assert rf.mass_radius(erf, (10, 10), 9 / 49) == 1.0  # the inner 3x3 holds 9 of 49
-    assert rf.mass_radius(np.zeros((3, 3)), (1, 1)) == 0.0
+    assert rfm.mass_radius(erf, (10, 10), 0.9) == 3.0
+    assert rfm.mass_radius(erf, (10, 10), 9 / 49) == 1.0  # the inner 3x3 holds 9 of 49
+    assert rfm.mass_radius(np.zeros((3, 3)), (1, 1)) == 0.0
 
 
 def test_global_pooling_is_found_only_where_a_branch_pools_the_whole_map() -> None:
@@ -233,11 +234,11 @@ def test_global_pooling_is_found_only_where_a_branch_pools_the_whole_map() -> No
     from segdemo.models.deeplab_slim import deeplab_slim
     from segdemo.models.fcn import fcn8s
 
-    assert rf.has_global_pooling(deeplab_slim(num_classes=3))  # ASPP image pooling
-    assert rf.has_global_pooling(deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
-    assert rf.has_global_pooling(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
-    assert not rf.has_global_pooling(fcn8s(num_classes=3))
-    assert not rf.has_global_pooling(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(4)))
+    assert rfm.has_global_pooling(deeplab_slim(num_classes=3))  # ASPP image pooling
+    assert rfm.has_global_pooling(deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
+    assert rfm.has_global_pooling(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3))
+    assert not rfm.has_global_pooling(fcn8s(num_classes=3))
+    assert not rfm.has_global_pooling(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(4)))
     # FCN-8s has no global branch, yet one output's field can cover a 96 x 128 input entirely
     net = fcn8s(num_classes=3).eval()
-    assert rf.structural_rf(net, (3, 96, 128), (48, 64)).all()
+    assert rfm.structural_rf(net, (3, 96, 128), (48, 64)).all()
