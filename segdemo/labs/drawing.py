@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from segdemo.labs.rf_measure import Tap
+from segdemo.render import draw
 
 HOLE_RGB = (235, 235, 235)
 REACHED_RGB = (31, 119, 180)
@@ -72,17 +72,13 @@ def shade_outside(rgb: np.ndarray, inside: np.ndarray, factor: float = 0.35) -> 
 def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, yx: tuple[int, int],
                        color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
     """A rectangle (top, left, height, width) and a cross-hair at ``yx``."""
-    img = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(img)
+    img = np.ascontiguousarray(rgb).copy()
     width = max(1, round(max(rgb.shape[:2]) / 250))
     if box is not None:
         top, left, h, w = box
-        draw.rectangle([left, top, left + w - 1, top + h - 1], outline=color, width=width)
+        draw.rectangle(img, left, top, left + w, top + h, color, width)
     y, x = yx
-    r = 4 * width
-    draw.line([x - r, y, x + r, y], fill=(255, 0, 0), width=width)
-    draw.line([x, y - r, x, y + r], fill=(255, 0, 0), width=width)
-    return np.asarray(img)
+    return draw.cross(img, x, y, 4 * width, (255, 0, 0), width)
 
 
 def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int,
@@ -106,22 +102,20 @@ def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_
     canvas = np.empty((h + top + bottom, w + left + right, 3), dtype=np.uint8)
     canvas[:] = margin_color
     canvas[top:top + h, left:left + w] = rgb
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
     rates = sorted({t.rate for t in taps})
     for t in taps:
         color = RATE_COLORS[rates.index(t.rate) % len(RATE_COLORS)]
         cx, cy = t.x + left, t.y + top
-        bbox = [cx - size, cy - size, cx + size, cy + size]
         if t.inside:
-            draw.ellipse(bbox, fill=color, outline=(0, 0, 0))
+            draw.dot(canvas, cx, cy, size, color)
+            draw.dot(canvas, cx, cy, size, (0, 0, 0), filled=False)
         else:
-            draw.ellipse(bbox, outline=color, width=max(2, size // 3))
+            draw.dot(canvas, cx, cy, size, color, filled=False, thickness=max(2, size // 3))
     y, x = yx
     fy = (y // output_stride) * output_stride + top
     fx = (x // output_stride) * output_stride + left
-    draw.rectangle([fx, fy, fx + output_stride - 1, fy + output_stride - 1], outline=(255, 255, 255), width=2)
-    return np.asarray(img), (top, left)
+    draw.rectangle(canvas, fx, fy, fx + output_stride, fy + output_stride, (255, 255, 255), 2)
+    return canvas, (top, left)
 
 
 def rate_color_hex(index: int) -> str:

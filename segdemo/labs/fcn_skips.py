@@ -15,6 +15,7 @@ from PIL import Image
 from scipy import ndimage
 
 from segdemo.data.labels import CAMVID, LabelSet
+from segdemo.render import draw
 from segdemo.render.overlay import boundary_mask, colorize
 
 if TYPE_CHECKING:
@@ -68,14 +69,9 @@ def crop_zoom(image: np.ndarray, window: ZoomWindow, out_width: int = 480) -> np
 def draw_rectangle(image: np.ndarray, window: ZoomWindow, color: tuple[int, int, int] = (255, 255, 0),
                    thickness: int | None = None) -> np.ndarray:
     """A copy of ``image`` with the window's outline drawn on it."""
-    out = image.copy()
     t = thickness or max(1, round(max(image.shape[:2]) / 250))
     x0, y0, x1, y1 = window.box
-    out[y0 : min(y0 + t, y1), x0:x1] = color
-    out[max(y1 - t, y0) : y1, x0:x1] = color
-    out[y0:y1, x0 : min(x0 + t, x1)] = color
-    out[y0:y1, max(x1 - t, x0) : x1] = color
-    return out
+    return draw.rectangle(np.ascontiguousarray(image).copy(), x0, y0, x1, y1, color, t)
 
 
 # ------------------------------------------------------------------ disagreement

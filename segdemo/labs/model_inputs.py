@@ -31,7 +31,7 @@ def predicted_labels(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 def image_tensor(rgb: np.ndarray, size: tuple[int, int], mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
     """``rgb`` resized to ``size`` = (height, width) and normalised: a 1x3xHxW float tensor."""
-    x = torch.from_numpy(np.ascontiguousarray(resize_rgb(rgb, size))).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(resize_rgb(rgb, size))).permute(2, 0, 1)[None]  # a copy: the picture may be read-only
     return normalize(x, mean, std)
 
 

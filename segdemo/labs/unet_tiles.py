@@ -11,20 +11,10 @@ import numpy as np
 import torch
 
 from segdemo.inference.pipeline import normalize
+from segdemo.render import draw
 from segdemo.training.augment import elastic_displacement, warp
-from segdemo.models.unet import (
-    LevelShape,
-    Tile,
-    UNet,
-    UNetSizeError,
-    level_shapes,
-    mirror_pad,
-    overlap_tile_forward,
-    tile_input_size,
-    tile_margin,
-    tile_plan,
-    valid_output_size,
-)
+from segdemo.inference.tiling import Tile, mirror_pad, overlap_tile_forward, tile_input_size, tile_margin, tile_plan
+from segdemo.models.unet import LevelShape, UNet, UNetSizeError, level_shapes, valid_output_size
 
 TILE_COLORS = ((255, 80, 80), (80, 200, 80), (80, 140, 255), (255, 200, 40), (200, 80, 255), (40, 220, 220))
 
@@ -89,7 +79,7 @@ def _shapes(net: UNet, height: int, width: int) -> list[LevelShape]:
         return level_shapes(net, height, width)
     shapes: list[LevelShape] = []
     with torch.no_grad():
-        net.forward_tile(torch.empty(1, net.down[0][0].in_channels, height, width, device="meta"), shapes=shapes)
+        net(torch.empty(1, net.down[0][0].in_channels, height, width, device="meta"), shapes=shapes)
     return shapes
 
 
@@ -207,11 +197,7 @@ def draw_tile_borders(rgb: np.ndarray, tiles: list[Tile], color: tuple[int, int,
 
 def _frame(img: np.ndarray, y0: int, x0: int, y1: int, x1: int, color: np.ndarray, t: int) -> None:
     h, w = img.shape[:2]
-    y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
-    img[y0 : y0 + t, x0:x1] = color
-    img[max(y1 - t, 0) : y1, x0:x1] = color
-    img[y0:y1, x0 : x0 + t] = color
-    img[y0:y1, max(x1 - t, 0) : x1] = color
+    draw.rectangle(img, max(x0, 0), max(y0, 0), min(x1, w), min(y1, h), tuple(int(c) for c in color), t)
 
 
 # ------------------------------------------------------------------ project-made EM-like slice

@@ -32,7 +32,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 Width = Literal["full", "slim"]
@@ -128,6 +127,8 @@ class FCN(nn.Module):
         self.block_widths = block_widths
 
         # conv1 .. conv5: 3x3 convolutions (+BN) + ReLU, each block ends in a 2x2 max pool.
+        # Flat attribute names (conv1_1 ... pool5) are the published Caffe models' own
+        # state-dict keys, so their checkpoints load without renaming.
         channels = in_channels
         for block, (n_convs, out_ch) in enumerate(zip(CONVS_PER_BLOCK, block_widths), start=1):
             for i in range(1, n_convs + 1):
@@ -203,22 +204,24 @@ class FCN(nn.Module):
         return self._coarse(self.features(x))
 
     def _coarse(self, f: dict[str, torch.Tensor]) -> torch.Tensor:
+        # Figure 3: score_fr at stride 32; x2 up + pool4's scores (16s); x2 up + pool3's scores (8s).
         if self.stride == 32:
             return f["score_fr"]
-        caffe = self.geometry == "caffe"
-        up2 = self.upscore2(f["score_fr"])
-        pool4 = self.score_pool4(f["pool4"])
-        if caffe:
-            fuse4 = up2 + crop_to(pool4, up2.shape[-2], up2.shape[-1], CAFFE_OFFSETS["score_pool4"])
-        else:
-            fuse4 = crop_to(up2, pool4.shape[-2], pool4.shape[-1]) + pool4
+        fuse_pool4 = self._fuse(self.upscore2(f["score_fr"]), self.score_pool4(f["pool4"]), "score_pool4")
         if self.stride == 16:
-            return fuse4
-        up4 = self.upscore_pool4(fuse4)
-        pool3 = self.score_pool3(f["pool3"])
-        if caffe:
-            return up4 + crop_to(pool3, up4.shape[-2], up4.shape[-1], CAFFE_OFFSETS["score_pool3"])
-        return crop_to(up4, pool3.shape[-2], pool3.shape[-1]) + pool3
+            return fuse_pool4
+        return self._fuse(self.upscore_pool4(fuse_pool4), self.score_pool3(f["pool3"]), "score_pool3")
+
+    def _fuse(self, upsampled: torch.Tensor, skip: torch.Tensor, skip_name: str) -> torch.Tensor:
+        """One skip connection: the upsampled coarser scores plus a pool layer's scores, aligned.
+
+        "same" geometry: the upsampled map may be a pixel larger (odd sizes) and is
+        cropped to the skip's size. Caffe geometry: the skip is the larger map
+        (conv1_1's padding of 100) and is cropped at the offset the layers imply.
+        """
+        if self.geometry == "caffe":
+            return upsampled + crop_to(skip, upsampled.shape[-2], upsampled.shape[-1], CAFFE_OFFSETS[skip_name])
+        return crop_to(upsampled, skip.shape[-2], skip.shape[-1]) + skip
 
     def final_upsampler(self) -> nn.ConvTranspose2d:
         """The fixed bilinear layer that brings the fused scores to the image size."""
@@ -267,11 +270,6 @@ def fcn8s(**kwargs: object) -> FCN:
 def score_grid_shape(stride: int, height: int, width: int) -> tuple[int, int]:
     """Rows and columns of the coarse score map at ``stride`` for an input in "same" geometry."""
     return -(-height // stride), -(-width // stride)
-
-
-def upsample_like(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bilinear resize of logits to ``(height, width)`` (half-pixel aligned)."""
-    return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def published_state_dict(raw: dict[str, object]) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from torch import nn
 
 from segdemo import config
 from segdemo.data.download import DownloadError, ProgressCallback, download_file
+from segdemo.inference.tiling import whole_image_forward
 from segdemo.models import registry
 from segdemo.models.registry import ModelEntry
 
@@ -70,7 +71,7 @@ class SegmentationModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.net(x)
+        out = whole_image_forward(self.net, x)  # overlap-tile for the U-Net
         return out["out"] if isinstance(out, dict) else out
 
 

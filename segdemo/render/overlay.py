@@ -12,12 +12,8 @@ import numpy as np
 from PIL import Image
 
 from segdemo.data.labels import LabelSet
-
-# Anchor colours of matplotlib's "viridis" (perceptually uniform, readable when projected).
-_VIRIDIS_ANCHORS = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
-)
-
+from segdemo.render.colormaps import apply_colormap
+from segdemo.render.draw import label_boundaries
 
 def colorize(labels: np.ndarray, label_set: LabelSet) -> np.ndarray:
     """The label map as an RGB image in the label set's fixed palette."""
@@ -34,17 +30,7 @@ def class_areas(labels: np.ndarray, num_classes: int) -> list[tuple[int, int, fl
 
 def boundary_mask(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
     """Pixels where the class changes to a 4-neighbour, grown to ``thickness`` pixels."""
-    edge = np.zeros(labels.shape, dtype=bool)
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    edge[1:, :] |= labels[1:, :] != labels[:-1, :]
-    for _ in range(max(0, thickness - 1)):
-        grown = edge.copy()
-        grown[:, 1:] |= edge[:, :-1]
-        grown[:, :-1] |= edge[:, 1:]
-        grown[1:, :] |= edge[:-1, :]
-        grown[:-1, :] |= edge[1:, :]
-        edge = grown
-    return edge
+    return label_boundaries(labels, thickness)
 
 
 def outline_thickness(shape: tuple[int, ...]) -> int:
@@ -93,13 +79,8 @@ def mask_only(labels: np.ndarray, label_set: LabelSet, hidden: set[int] | frozen
 
 
 def heatmap(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
-    """Values mapped through the viridis colour scale (dark = low, yellow = high)."""
-    t = np.clip((np.asarray(values, dtype=np.float32) - vmin) / max(vmax - vmin, 1e-12), 0, 1)
-    pos = t * (len(_VIRIDIS_ANCHORS) - 1)
-    lo = np.floor(pos).astype(np.int64).clip(0, len(_VIRIDIS_ANCHORS) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = _VIRIDIS_ANCHORS[lo] * (1 - frac) + _VIRIDIS_ANCHORS[lo + 1] * frac
-    return rgb.round().astype(np.uint8)
+    """Values mapped through matplotlib's viridis (dark = low, yellow = high)."""
+    return apply_colormap(values, vmin, vmax, "viridis")
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:

@@ -22,6 +22,7 @@ from segdemo.data import datasets
 from segdemo.data.labels import CAMVID, ISBI, LabelSet
 from segdemo.evaluate.scoring import DatasetScores, score_predictions
 from segdemo.inference.pipeline import normalize
+from segdemo.inference.tiling import whole_image_forward
 from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.recipes import (CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD, ISBI_TRAIN_SLICES,
@@ -57,12 +58,12 @@ def evaluate_camvid(model: nn.Module, device: torch.device | str = "cpu", indice
 
 @torch.no_grad()
 def predict_isbi(model: nn.Module, images: np.ndarray, device: torch.device) -> list[np.ndarray]:
-    """Labels for whole ISBI slices (the U-Net tiles them itself, mirror-padded)."""
+    """Labels for whole ISBI slices (overlap-tile, mirror-padded: :mod:`segdemo.inference.tiling`)."""
     model.eval()
     preds = []
     for img in images:
         x = torch.from_numpy(img)[None, None].to(device)
-        logits = model(normalize(x, ISBI_MEAN, ISBI_STD))
+        logits = whole_image_forward(model, normalize(x, ISBI_MEAN, ISBI_STD))
         preds.append(logits.argmax(1)[0].to(torch.uint8).cpu().numpy())
     return preds
 

@@ -21,6 +21,7 @@ from segdemo.data.download import TextProgress
 from segdemo.data.labels import CAMVID, ISBI
 from segdemo.inference.devices import pick_device
 from segdemo.inference.pipeline import normalize
+from segdemo.inference.tiling import mirror_pad
 from segdemo.models.builders import count_params
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.augment import elastic_deform
@@ -179,8 +180,6 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             raise ValueError(f"tile_input {in_tile} gives {valid_output_size(in_tile, depth)} outputs, "
                              f"not tile_output {out_tile}")
         imgs, lbls = datasets.load_isbi(ISBI_TRAIN_SLICES)
-        from segdemo.models.unet import mirror_pad
-
         train_x = mirror_pad(torch.from_numpy(imgs)[:, None].float(), margin, margin, margin, margin)
         train_y = mirror_pad(torch.from_numpy(lbls)[:, None].float(), margin, margin, margin, margin)[:, 0].long()
         weights = class_weights(lbls, label_set.num_classes, None)
@@ -231,8 +230,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 idx = torch.randint(0, len(train_x), (batch_size,), generator=gen)
                 x, y = isbi_batch(train_x, train_y, idx, in_tile, out_tile, gen)
             x, y = x.to(device), y.to(device)
-            # U-Net trains on single tiles (its forward() tiles whole images)
-            logits = model.forward_tile(x) if hasattr(model, "forward_tile") else model(x)
+            logits = model(x)  # the bare network: U-Net trains on single tiles
             loss = criterion(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

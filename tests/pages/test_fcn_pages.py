@@ -216,7 +216,7 @@ def test_tiled_labels_equal_the_prediction() -> None:
 
 
 def test_tile_borders_are_drawn_on_each_tile_edge() -> None:
-    from segdemo.models.unet import tile_plan
+    from segdemo.inference.tiling import tile_plan
 
     tiles = tile_plan(50, 70, 32, 10)
     out = ut.draw_tile_borders(np.zeros((50, 70, 3), np.uint8), tiles)
@@ -279,7 +279,7 @@ def test_meta_unet_shapes_equal_a_real_forward(padding: str, size: int) -> None:
     real = UNet(base=4, depth=3, padding=padding).eval()
     recorded: list = []
     with torch.no_grad():
-        out = real.forward_tile(torch.zeros(1, 1, size, size), shapes=recorded)
+        out = real(torch.zeros(1, 1, size, size), shapes=recorded)
     report = ut.shape_report(meta, size, size)
     assert report.error is None and report.shapes == recorded
     assert (report.shapes[-1].height, report.shapes[-1].width) == tuple(out.shape[-2:])

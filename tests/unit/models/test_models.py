@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segdemo.inference.tiling import whole_image_forward
 from segdemo.models.builders import BUILDERS
 from segdemo.models.deeplab_slim import DilatedSlimDeepLab
 from segdemo.models.fcn import CAFFE_OFFSETS, CONVS_PER_BLOCK, FCN, bilinear_kernel, make_upsampler, score_grid_shape
@@ -14,10 +15,7 @@ from segdemo.models.unet import (
     UNet,
     UNetSizeError,
     level_shapes,
-    mirror_pad,
     nearest_valid_size,
-    overlap_tile_forward,
-    tile_plan,
     valid_margin,
     valid_output_size,
 )
@@ -204,24 +202,25 @@ def test_unet_valid_sizes_match_the_paper() -> None:
 
 @pytest.mark.parametrize("size", [(64, 80), (33, 47), (92, 92)])
 def test_unet_output_shape_odd_and_even(size: tuple[int, int]) -> None:
+    """Whole images of any size come back at their size (overlap-tile inference around the bare net)."""
     torch.manual_seed(0)
     same = UNet(base=4, depth=3, padding="same", tile_output=32).eval()
     with torch.no_grad():
-        assert same(torch.randn(1, 1, *size)).shape == (1, 2, *size)
+        assert whole_image_forward(same, torch.randn(1, 1, *size)).shape == (1, 2, *size)
     valid = UNet(base=4, depth=2, padding="valid", tile_output=20).eval()
     with torch.no_grad():
-        assert valid(torch.randn(1, 1, *size)).shape == (1, 2, *size)
+        assert whole_image_forward(valid, torch.randn(1, 1, *size)).shape == (1, 2, *size)
 
 
 def test_unet_size_error_names_the_fix() -> None:
     net = UNet(base=4, depth=4, padding="same")
     with pytest.raises(UNetSizeError) as err:
-        net.forward_tile(torch.zeros(1, 1, 100, 64))
+        net(torch.zeros(1, 1, 100, 64))
     assert err.value.suggestion == (112, 64)
     assert "112" in str(err.value)
     valid = UNet(base=4, depth=4, padding="valid")
     with pytest.raises(UNetSizeError) as err:
-        valid.forward_tile(torch.zeros(1, 1, 570, 572))
+        valid(torch.zeros(1, 1, 570, 572))
     assert err.value.suggestion == (572, 572)
     assert nearest_valid_size(570, 4, "valid") == 572
 
@@ -231,44 +230,9 @@ def test_level_shapes_match_a_real_forward() -> None:
     n = nearest_valid_size(100, 3, "valid")
     recorded: list = []
     with torch.no_grad():
-        out = net.forward_tile(torch.zeros(1, 1, n, n), shapes=recorded)
+        out = net(torch.zeros(1, 1, n, n), shapes=recorded)
     assert recorded == level_shapes(net, n, n)
     assert out.shape[-1] == valid_output_size(n, 3)
-
-
-def test_mirror_pad_matches_numpy_reflect() -> None:
-    x = torch.arange(12.0).view(1, 1, 3, 4)
-    ours = mirror_pad(x, 5, 2, 7, 1)[0, 0].numpy()
-    ref = np.pad(x[0, 0].numpy(), ((5, 2), (7, 1)), mode="reflect")
-    np.testing.assert_array_equal(ours, ref)
-
-
-def test_overlap_tile_equals_the_net_on_each_mirrored_window() -> None:
-    """Each output tile is the net's valid output on its own window of the mirrored image."""
-    torch.manual_seed(0)
-    net = UNet(base=4, depth=2, padding="valid").eval()
-    margin = valid_margin(2)
-    out_tile = valid_output_size(nearest_valid_size(40, 2, "valid"), 2)
-    x = torch.randn(1, 1, 45, 50)
-    with torch.no_grad():
-        whole = overlap_tile_forward(net, x, out_tile)
-    plan = tile_plan(45, 50, out_tile, margin)
-    rows, cols = -(-45 // out_tile), -(-50 // out_tile)
-    assert len(plan) == rows * cols
-    padded = torch.from_numpy(np.pad(x[0, 0].numpy(), ((margin, margin + rows * out_tile - 45),
-                                                       (margin, margin + cols * out_tile - 50)), mode="reflect"))
-    t = plan[-1]
-    window = padded[t.in_top : t.in_top + t.in_size, t.in_left : t.in_left + t.in_size][None, None]
-    with torch.no_grad():
-        tile_out = net.forward_tile(window)
-    h = min(out_tile, 45 - t.out_top)
-    w = min(out_tile, 50 - t.out_left)
-    torch.testing.assert_close(whole[..., t.out_top :, t.out_left :], tile_out[..., :h, :w])
-    # the output windows cover the image exactly once
-    cover = np.zeros((rows * out_tile, cols * out_tile), int)
-    for t in plan:
-        cover[t.out_top : t.out_top + t.out_size, t.out_left : t.out_left + t.out_size] += 1
-    assert (cover == 1).all()
 
 
 # ------------------------------------------------------------------ DeepLab

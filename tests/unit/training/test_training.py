@@ -28,7 +28,7 @@ def test_one_batch_training_step_lowers_the_loss(kind: str) -> None:
     elif kind == "unet":
         net = UNet(base=4, depth=2, padding="valid")
         x, size = torch.randn(2, 1, 60, 60), (20, 20)
-        forward = net.forward_tile
+        forward = net
     else:
         net = DilatedSlimDeepLab(num_classes=4, aspp_channels=8, dropout=0.0)
         x, size = torch.randn(2, 3, 48, 64), (48, 64)
