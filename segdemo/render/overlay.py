@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -59,7 +60,9 @@ def overlay(
         visible_lut[list(hidden)] = False
         edge = boundary_mask(labels, outline_thickness(labels.shape)) & visible_lut[labels]
         out = rgb.copy()
-        out[edge] = palette[labels[edge]]
+        # Colour every pixel through a table (OpenCV) and copy where the edge is: far
+        # faster on a 12-MP photo than gathering the edge pixels by boolean indexing.
+        np.copyto(out, palette_lookup(labels, palette), where=edge[..., None])
         return out
     # Integer alpha blending through per-class tables: one pass over the image,
     # no boolean indexing (several times faster than masking per class).
@@ -68,6 +71,15 @@ def overlay(
     premultiplied = palette.astype(np.uint16) * alpha[:, None]
     keep = np.take(256 - alpha, labels)[..., None]
     return ((rgb.astype(np.uint16) * keep + np.take(premultiplied, labels, axis=0) + 128) >> 8).astype(np.uint8)
+
+
+def palette_lookup(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """``palette[labels]`` for uint8 labels by OpenCV's table lookup (ids past the palette are black)."""
+    if labels.dtype != np.uint8:
+        return palette[labels]
+    table = np.zeros((256, 1, 3), dtype=np.uint8)
+    table[: len(palette), 0] = palette[:256]
+    return cv2.LUT(cv2.merge([labels, labels, labels]), table)
 
 
 def mask_only(labels: np.ndarray, label_set: LabelSet, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
