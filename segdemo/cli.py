@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "segdemo.datasets",
     "segdemo.train",
     "segdemo.eval_cli",
+    "segdemo.evaluate.pq_cli",
     "segdemo.concepts.commands",
     "segdemo.bench",
 )

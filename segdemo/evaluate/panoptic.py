@@ -223,6 +223,9 @@ def match_image(gt: PanopticImage, pred: PanopticImage, categories: Mapping[int,
         g_area = g.area if g.area is not None else gt_pixel_area.get(gt_id, 0)
         # The prediction's pixels on GT void are left out of the union (panopticapi L132).
         union = pred_area[pred_id] + g_area - inter - overlap.get((VOID, pred_id), 0)
+        if union <= 0:  # only when a JSON area is smaller than the segment's pixels
+            raise PanopticFormatError(f"image {gt.image_id}: ground-truth segment {gt_id} has JSON area "
+                                      f"{g_area}, fewer than the {inter} pixels it shares with prediction {pred_id}")
         iou = inter / union
         if iou > MATCH_IOU:
             out.tp.append(SegmentMatch(gt_id, pred_id, g.category_id, float(iou), inter, int(union)))
