@@ -16,7 +16,7 @@ from PIL import Image
 
 from segdemo.cli import main
 from segdemo.evaluate import pq_cli
-from segdemo.evaluate.panoptic import (Category, PanopticFormatError, PanopticImage, PQAccumulator, Segment,
+from segdemo.evaluate.panoptic import (Category, PanopticFormatError, PanopticImage, Segment,
                                        evaluate_pairs, match_image)
 from segdemo.evaluate.panoptic_io import (BACKGROUND_SEGMENT_ID, evaluate_folders, ids_to_rgb,
                                           instance_ids_to_panoptic, masks_to_instance_ids, rgb_to_ids)
