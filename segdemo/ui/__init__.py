@@ -39,7 +39,9 @@ PAGES = (
     ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
     ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
     ("pages/8_Depthwise_Separable.py", "page.separable"),
+    ("pages/9_Transfer_Learning.py", "page.transfer"),
 )
+OWN_MODELS_KEY = "own_models"  # names of the registry entries this session added (source "user")
 MAX_CACHED_MODELS = 3
 MAX_CACHED_PREDICTIONS = 12
 
@@ -82,7 +84,7 @@ def _current_lang() -> str:
 
 def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
                   format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
-    """A radio or selectbox whose choice survives a change of language.
+    """A radio, selectbox or multiselect whose choice survives a change of language.
 
     Streamlit (1.67) sends back the *displayed* text of the chosen option; after
     a language switch that text is in no option any more and the choice is lost
@@ -94,11 +96,15 @@ def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any]
     options = list(options)
     widget_key = f"{key}@{_current_lang()}"
     seeded: dict[str, str] = st.session_state.setdefault("_choice_lang", {})
-    if seeded.get(key) == _current_lang() and st.session_state.get(widget_key) in options:
+
+    def valid(value: Any) -> bool:  # a multiselect's value is a list of options
+        return all(v in options for v in value) if isinstance(value, list) else value in options
+
+    if seeded.get(key) == _current_lang() and valid(st.session_state.get(widget_key)):
         st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
     else:
         value = st.session_state.get(key)
-        st.session_state[widget_key] = value if value in options else options[0]
+        st.session_state[widget_key] = value if valid(value) else options[0]
         seeded[key] = _current_lang()
     chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
     st.session_state[key] = chosen
@@ -158,7 +164,10 @@ def _size_text(entry: ModelEntry) -> str:
 
 def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     st.sidebar.subheader(tr("sidebar.model_header"))
-    models = [e for e in registry.list_models() if model_filter is None or model_filter(e)]
+    own = set(st.session_state.get(OWN_MODELS_KEY, ()))
+    # a user's models (own checkpoints, lab runs) are listed in that user's session only
+    models = [e for e in registry.list_models() if (model_filter is None or model_filter(e))
+              and (e.source != "user" or e.name in own)]
     archs = list(dict.fromkeys(e.architecture for e in models))
     if st.session_state["arch"] not in archs:
         st.session_state["arch"] = archs[0]
@@ -200,6 +209,7 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
             st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=str(exc)[:300]))
             return
         st.session_state["own_checkpoint_done"] = upload.file_id
+        st.session_state.setdefault(OWN_MODELS_KEY, []).append(new_entry.name)
         st.session_state["backbone"] = new_entry.backbone
         st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
         st.rerun()
@@ -517,3 +527,23 @@ __all__ = [
     "choose_image", "swatch_legend", "class_legend_toggles", "to_display", "timing_caption", "show_image_notes",
     "show_weights_missing", "load_sample", "load_image_file", "weights_identity",
 ]
+
+
+def live_run_status(run: Any, ahead: int) -> None:
+    """Progress of a live training run: queue place, progress bar with ETA, or how it ended."""
+    if run.status == "queued":
+        st.info(tr("tl.queued", ahead=ahead))
+    elif run.status == "running":
+        eta = run.eta_seconds
+        text = tr(f"tl.phase.{run.phase or 'loading'}") + " · " + tr(
+            "tl.running", epoch=min(run.epoch + 1, run.config.epochs), epochs=run.config.epochs,
+                  step=run.step, steps=run.steps_per_epoch, elapsed=run.elapsed,
+                  eta=tr("tl.eta", s=eta) if eta is not None else "")
+        st.progress(run.fraction, text=text)
+    elif run.status == "error":
+        st.error(tr("tl.error", reason=run.error[:200]))
+    else:
+        st.success(tr(f"tl.{run.status}", seconds=run.elapsed, epochs=len(run.history),
+                      miou=run.history[-1]["val_miou"] if run.history else 0.0))
+    if run.trainable_params:
+        st.caption(tr("tl.run_params", trainable=run.trainable_params, total=run.total_params))
