@@ -104,12 +104,13 @@ with tab_train:
             ui.live_run_status(current, worker.position(current.run_id))
             if current.status in ("queued", "running") and st.button(tr("tl.stop"), key="tl_stop"):
                 worker.stop(current.run_id)
-        shipped = st.multiselect(tr("tl.shipped_curves"), SHIPPED_CURVES, key="tl_shipped",
-                                 help=tr("tl.shipped_curves_help"))
         series = {tr("tl.run_label", id=r.run_id, strategy=tr(f"tl.strategy.{r.config.strategy}"),
                      n=r.config.train_size): r.history for r in runs_now}
+        chart_slot = st.container()
+        shipped = st.multiselect(tr("tl.shipped_curves"), SHIPPED_CURVES, key="tl_shipped",
+                                 help=tr("tl.shipped_curves_help"))
         series.update(live.recorded_curves(list(shipped)))
-        g1, g2 = st.columns(2)
+        g1, g2 = chart_slot.columns(2)
         g1.plotly_chart(transfer.curves_figure(series, "val_miou", tr("tl.curve.miou"), "mIoU"),
                         width="stretch", key="tl_curve_miou")
         g2.plotly_chart(transfer.curves_figure(series, "loss", tr("tl.curve.loss"), "loss"),
