@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "segdemo.evaluate.pq_cli",
     "segdemo.concepts.commands",
     "segdemo.bench",
+    "segdemo.training.instance",
 )
 
 

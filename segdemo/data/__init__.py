@@ -1,0 +1,1 @@
+"""Data sets read from the data directory (``$SEGDEMO_DATA_DIR``)."""
