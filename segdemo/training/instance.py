@@ -38,16 +38,16 @@ from torch import nn
 from segdemo import config
 from segdemo.data.pennfudan import PENNFUDAN_LICENSE, SPLIT_DESCRIPTION, PennFudanSample, load_pennfudan, pennfudan_split
 from segdemo.evaluate.instance_ap import APAccumulator, box_iou_matrix, mask_iou_matrix
-from segdemo.models.maskrcnn import count_parameters, load_instance_state, maskrcnn_mobilenet_v2
+from segdemo.models.instance_registry import INSTANCE_MODELS_DIR, instance_builders
+from segdemo.models.maskrcnn import count_parameters, load_instance_state
 
 RUNS_DIR = config.REPO_DIR / "runs"
-INSTANCE_MODELS_DIR = config.SHIPPED_MODELS_DIR / "instance"
 TRAIN_MIN_SIZES = (288, 320, 352, 384)  # scale jitter: shorter side drawn per batch
 EVAL_MIN_SIZE = 320
 MAX_SIZE = 640
 MASK_THRESHOLD = 0.5  # a pasted mask probability >= this is the object
 PQ_MIN_SCORE = 0.5  # instances below this score are left out of the panoptic output
-INSTANCE_BUILDERS = {"maskrcnn_mobilenet_v2": maskrcnn_mobilenet_v2}
+INSTANCE_BUILDERS = instance_builders()
 
 
 def log(message: str) -> None:
@@ -232,7 +232,7 @@ def train(args: argparse.Namespace) -> int:
 
 def make_card(args: argparse.Namespace, name: str, weights_path: Path, model: nn.Module, scores: dict[str, Any],
               history: list[dict[str, Any]], seconds: float, num_train: int) -> dict[str, Any]:
-    """The instance model card (read by :mod:`segdemo.models.instance_cards`-style readers)."""
+    """The instance model card (read by :mod:`segdemo.models.instance_registry`)."""
     from segdemo.models.backbones import get_backbone
 
     backbone = get_backbone("mobilenet_v2_imagenet")
