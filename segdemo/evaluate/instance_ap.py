@@ -13,6 +13,13 @@ Follows pycocotools' ``COCOeval`` for one category, area range "all" and
   (the first detection reaching each recall; 0 beyond the highest recall);
   AP is the mean of the 101 values;
 * with no ground truth at all, AP is undefined (``nan``; pycocotools reports -1).
+
+Reference: cocodataset/cocoapi ``PythonAPI/pycocotools/cocoeval.py``,
+``evaluateImg`` (the matching loop, starting bar ``min(t, 1 - 1e-10)``, ties
+going to the later ground truth) and ``accumulate`` (``np.searchsorted(rc,
+recThrs, side='left')``, precision 0 past the last recall). torchmetrics'
+``MeanAveragePrecision`` needs pycocotools or faster-coco-eval as a backend,
+neither of which segdemo depends on, so the tests check hand-worked cases.
 """
 
 from __future__ import annotations
