@@ -17,8 +17,10 @@ COMMAND_MODULES = (
     "segdemo.cli.data",
     "segdemo.cli.train",
     "segdemo.cli.eval",
+    "segdemo.cli.pq",
     "segdemo.cli.concepts",
     "segdemo.cli.bench",
+    "segdemo.cli.train_instance",
 )
 
 

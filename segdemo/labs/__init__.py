@@ -8,4 +8,5 @@ a lab page shows can be checked in a test against the PyTorch operation:
 * :mod:`segdemo.labs.upsampling` -- upsampling class scores, checkerboards
 * :mod:`segdemo.labs.fc_conv` -- fully connected layers as convolutions
 * :mod:`segdemo.labs.separable` -- depthwise-separable convolution counts
+* :mod:`segdemo.labs.transfer` -- the transfer-learning lab (ImageNet backbone, live runs)
 """

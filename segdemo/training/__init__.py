@@ -1,1 +1,2 @@
-"""Training: recipes, the training loop, augmentation and the model cards."""
+"""Training: recipes, the training loop, augmentation, model cards, the live (in-app)
+training worker and instance segmentation."""

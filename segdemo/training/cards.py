@@ -24,6 +24,7 @@ from segdemo.evaluate.scoring import DatasetScores, score_predictions
 from segdemo.inference.pipeline import normalize
 from segdemo.inference.tiling import whole_image_forward
 from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
+from segdemo.training.augment import describe, parse_augmentations
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.recipes import (CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD, ISBI_TRAIN_SLICES,
                                       ISBI_VAL_SLICES, Recipe, camvid_train_subset)
@@ -145,7 +146,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "batch_size": args.batch_size or recipe.batch_size,
         "optimizer": f"AdamW lr {args.lr} wd {args.weight_decay}, warm-up + poly(0.9) decay",
         "loss": "cross-entropy, sqrt median-frequency class weights" + (", void ignored" if camvid else ""),
-        "augmentation": ("random scale, crop, horizontal flip" if camvid
+        "augmentation": (describe(parse_augmentations(getattr(args, "augment", "scale,flip"))) if camvid
                          else "random tiles, rot90, flips, elastic deformation"),
         "seed": args.seed,
         "init_from": args.init_from,

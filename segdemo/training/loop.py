@@ -8,11 +8,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -24,7 +23,8 @@ from segdemo.inference.pipeline import normalize
 from segdemo.inference.tiling import mirror_pad
 from segdemo.models.builders import count_params
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from segdemo.training.augment import elastic_deform
+from segdemo.training.augment import (BASIC, augment_crop, elastic_deform, parse_augmentations, random_scale,
+                                      resize_pair, scaled_window)
 from segdemo.training.cards import evaluate_camvid, evaluate_isbi, inference_ms, make_card
 from segdemo.training.recipes import (CAMVID_CROP, CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
                                       ISBI_TRAIN_SLICES, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
@@ -44,30 +44,24 @@ def seed_everything(seed: int) -> None:
 # ------------------------------------------------------------------ batches
 
 
-def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random scale (1-1.5x the 240x180 training resolution), crop and horizontal flip.
+def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, generator: torch.Generator,
+                 augment: frozenset[str] = BASIC) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random 224x176 crops (at a random scale of 0.5-0.75 of full resolution with ``scale``)
+    and the other enabled augmentations (:mod:`segdemo.training.augment`).
 
     ``images``: N x 3 x H x W uint8, ``labels`` N x H x W, stored at ``TRAIN_STORE_SCALE``
     of 480x360. A window of the size that becomes a 224x176 crop at the drawn
     scale is cut out first and only that window is resized (cheap on a CPU).
     """
     crop_w, crop_h = CAMVID_CROP
-    store = TRAIN_STORE_SCALE
     out_x, out_y = [], []
     for i in idx.tolist():
-        scale = 0.5 * (1.0 + 0.5 * torch.rand(1, generator=generator).item())  # of full resolution
-        win_h = min(int(round(crop_h * store / scale)), images.shape[-2])
-        win_w = min(int(round(crop_w * store / scale)), images.shape[-1])
-        top = int(torch.randint(0, images.shape[-2] - win_h + 1, (1,), generator=generator))
-        left = int(torch.randint(0, images.shape[-1] - win_w + 1, (1,), generator=generator))
-        img = images[i : i + 1, :, top : top + win_h, left : left + win_w]
-        lbl = labels[i : i + 1, None, top : top + win_h, left : left + win_w]
-        # uint8 in, uint8 out: torch's fast path for antialiased bilinear resizing
-        img = F.interpolate(img, size=(crop_h, crop_w), mode="bilinear", antialias=True, align_corners=False)
-        lbl = F.interpolate(lbl, size=(crop_h, crop_w), mode="nearest")[:, 0]
-        if torch.rand(1, generator=generator).item() < 0.5:
-            img, lbl = img.flip(-1), lbl.flip(-1)
+        scale = random_scale(augment, generator)
+        top, left, win_h, win_w = scaled_window(images.shape[-2], images.shape[-1], CAMVID_CROP,
+                                                TRAIN_STORE_SCALE, scale, generator)
+        img, lbl = resize_pair(images[i : i + 1, :, top : top + win_h, left : left + win_w],
+                               labels[i : i + 1, top : top + win_h, left : left + win_w], (crop_h, crop_w))
+        img, lbl = augment_crop(img, lbl, augment, generator, CAMVID.ignore_index)
         out_x.append(img)
         out_y.append(lbl)
     return normalize(torch.cat(out_x), IMAGENET_MEAN, IMAGENET_STD), torch.cat(out_y).long()
@@ -128,6 +122,38 @@ def load_weights(model: nn.Module, path: Path, strict: bool = True) -> nn.Module
 # ------------------------------------------------------------------ training
 
 
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module,
+                next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]], steps: int, device: torch.device,
+                strategy: str, lr_of_step: Callable[[int], float],
+                on_step: Callable[[int, float], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> float | None:
+    """One epoch of ``steps`` optimizer steps; the mean loss, or None when ``should_stop`` said so.
+
+    The one training loop of segdemo: the CLI and the in-app lab both run it.
+    ``lr_of_step(step)`` is the base learning rate; each parameter group scales it by
+    its ``lr_mult`` (see :func:`apply_strategy`). ``on_step(step, running mean loss)``
+    reports progress.
+    """
+    set_train_mode(model, strategy)
+    running = 0.0
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            return None
+        for g in optimizer.param_groups:
+            g["lr"] = lr_of_step(step) * g.get("lr_mult", 1.0)
+        x, y = next_batch(step)
+        x, y = x.to(device), y.to(device)
+        logits = model(x)  # the bare network: U-Net trains on single tiles
+        loss = criterion(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.item()
+        if on_step is not None:
+            on_step(step, running / (step + 1))
+    return running / max(steps, 1)
+
+
 def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Train per ``args`` and write weights + model card; returns the card."""
     recipe = RECIPES[args.model]
@@ -147,6 +173,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
     model = build(recipe)
     strategy = getattr(args, "strategy", "scratch")
+    augment = parse_augmentations(getattr(args, "augment", "scale,flip"))
     param_groups = apply_strategy(model, strategy, getattr(args, "backbone", None), args.lr)
     model = model.to(device)
     if args.init_from:
@@ -215,30 +242,22 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         # Every epoch reseeds from (seed, epoch): a resumed run continues identically.
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         torch.manual_seed(args.seed * 1000 + epoch)
-        set_train_mode(model, strategy)
-        order = torch.randperm(len(train_x), generator=gen)
-        bar = TextProgress(f"epoch {epoch + 1}/{args.epochs}", steps_per_epoch, unit="steps")
-        running = 0.0
-        for step in range(steps_per_epoch):
-            global_step = epoch * steps_per_epoch + step
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(global_step, total_steps, args.lr, warmup) * g["lr_mult"]
-            if recipe.dataset == "camvid":
+        if recipe.dataset == "camvid":
+            order = torch.randperm(len(train_x), generator=gen)
+
+            def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = order[step * batch_size : (step + 1) * batch_size]
-                x, y = camvid_batch(train_x, train_y, idx, gen)
-            else:
+                return camvid_batch(train_x, train_y, idx, gen, augment)
+        else:
+            def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = torch.randint(0, len(train_x), (batch_size,), generator=gen)
-                x, y = isbi_batch(train_x, train_y, idx, in_tile, out_tile, gen)
-            x, y = x.to(device), y.to(device)
-            logits = model(x)  # the bare network: U-Net trains on single tiles
-            loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
-            bar.update(step + 1, info=f"loss {running / (step + 1):.4f}")
+                return isbi_batch(train_x, train_y, idx, in_tile, out_tile, gen)
+        bar = TextProgress(f"epoch {epoch + 1}/{args.epochs}", steps_per_epoch, unit="steps")
+        running = train_epoch(model, optimizer, criterion, next_batch, steps_per_epoch, device, strategy,
+                              lr_of_step=lambda s, e=epoch: lr_at(e * steps_per_epoch + s, total_steps, args.lr, warmup),
+                              on_step=lambda s, loss: bar.update(s + 1, info=f"loss {loss:.4f}"))
         bar.close()
-        entry = {"epoch": epoch + 1, "loss": running / steps_per_epoch,
+        entry = {"epoch": epoch + 1, "loss": running,
                  "seconds": round(time.monotonic() - train_start, 1)}
         if args.eval_every and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
             if recipe.dataset == "camvid":

@@ -103,3 +103,23 @@ def model_on_images(key: str, settings: Settings,
             section(images, entry)
         except (ValueError, RuntimeError) as exc:
             st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
+
+
+def live_run_status(run: Any, ahead: int) -> None:
+    """Progress of a live training run: queue place, progress bar with ETA, or how it ended."""
+    if run.status == "queued":
+        st.info(tr("tl.queued", ahead=ahead))
+    elif run.status == "running":
+        eta = run.eta_seconds
+        text = tr(f"tl.phase.{run.phase or 'loading'}") + " · " + tr(
+            "tl.running", epoch=min(run.epoch + 1, run.config.epochs), epochs=run.config.epochs,
+            step=run.step, steps=run.steps_per_epoch, elapsed=run.elapsed,
+            eta=tr("tl.eta", s=eta) if eta is not None else "")
+        st.progress(run.fraction, text=text)
+    elif run.status == "error":
+        st.error(tr("tl.error", reason=run.error[:200]))
+    else:
+        st.success(tr(f"tl.{run.status}", seconds=run.elapsed, epochs=len(run.history),
+                      miou=run.history[-1]["val_miou"] if run.history else 0.0))
+    if run.trainable_params:
+        st.caption(tr("tl.run_params", trainable=run.trainable_params, total=run.total_params))

@@ -36,6 +36,7 @@ PAGES = (
     ("pages/6_Bilinear_Upsampling.py", "page.bilinear"),
     ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
     ("pages/8_Depthwise_Separable.py", "page.separable"),
+    ("pages/9_Transfer_Learning.py", "page.transfer"),
 )
 
 
@@ -94,7 +95,10 @@ def _size_text(entry: ModelEntry) -> str:
 
 def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     st.sidebar.subheader(tr("sidebar.model_header"))
-    models = [e for e in registry.list_models() if model_filter is None or model_filter(e)]
+    own = set(st.session_state.get(state.OWN_MODELS, ()))
+    # a user's models (own checkpoints, lab runs) are listed in that user's session only
+    models = [e for e in registry.list_models() if (model_filter is None or model_filter(e))
+              and (e.source != "user" or e.name in own)]
     archs = list(dict.fromkeys(e.architecture for e in models))
     if st.session_state[state.ARCH] not in archs:
         st.session_state[state.ARCH] = archs[0]
@@ -136,6 +140,7 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
             st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=str(exc)[:300]))
             return
         st.session_state[state.OWN_CHECKPOINT_DONE] = upload.file_id
+        st.session_state.setdefault(state.OWN_MODELS, []).append(new_entry.name)
         st.session_state[state.BACKBONE] = new_entry.backbone
         st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
         st.rerun()

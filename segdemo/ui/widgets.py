@@ -11,7 +11,7 @@ from segdemo.ui import state
 
 def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any], key: str,
                   format_func: Callable[[Any], str] = str, **kwargs: Any) -> Any:
-    """A radio or selectbox whose choice survives a change of language.
+    """A radio, selectbox or multiselect whose choice survives a change of language.
 
     Streamlit (1.67) sends back the *displayed* text of the chosen option; after
     a language switch that text is in no option any more and the choice is lost
@@ -23,11 +23,15 @@ def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any]
     options = list(options)
     widget_key = f"{key}@{state.current_lang()}"
     seeded: dict[str, str] = st.session_state.setdefault(state.CHOICE_LANG, {})
-    if seeded.get(key) == state.current_lang() and st.session_state.get(widget_key) in options:
+
+    def valid(value: Any) -> bool:  # a multiselect's value is a list of options
+        return all(v in options for v in value) if isinstance(value, list) else value in options
+
+    if seeded.get(key) == state.current_lang() and valid(st.session_state.get(widget_key)):
         st.session_state[key] = st.session_state[widget_key]  # the user's latest pick
     else:
         value = st.session_state.get(key)
-        st.session_state[widget_key] = value if value in options else options[0]
+        st.session_state[widget_key] = value if valid(value) else options[0]
         seeded[key] = state.current_lang()
     chosen = widget(label, options, key=widget_key, format_func=format_func, **kwargs)
     st.session_state[key] = chosen

@@ -376,3 +376,57 @@ def test_language_switch_keeps_choices_and_translates_everything(page_tour: list
     """Switching to English leaves no Korean text and keeps every radio choice."""
     problems = {v.stem: v.switch_problems for v in page_tour if v.switch_problems}
     assert not problems, f"language switch problems: {problems}"
+
+
+def plotly_points(page, index: int) -> list[int]:  # noqa: ANN001
+    """Points per trace of the ``index``-th plotly chart on the page."""
+    return page.evaluate(
+        "(i) => { const p = document.querySelectorAll('.js-plotly-plot')[i];"
+        " return p && p.data ? p.data.map(t => (t.x || []).length) : []; }", index)
+
+
+def test_transfer_learning_lab_trains_live_and_stops(server: str, browser, shots: Path) -> None:  # noqa: ANN001
+    from segdemo import config
+
+    if not (config.data_dir() / "camvid" / "train").is_dir():
+        pytest.skip("CamVid is not in the data directory")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR")
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    try:
+        page.goto(f"{server}/Transfer_Learning")
+        page.locator("h1").filter(has_text=i18n.t("page.transfer", "ko")).wait_for()
+        settle(page)
+        assert_no_exception(page, "open the transfer-learning page")
+        assert page.get_by_text("Egyptian cat").count() >= 1, "the backbone's ImageNet top-5 for the cat"
+        choose_language(page, "en")
+        page.get_by_role("tab", name=i18n.t("tl.tab.train", "en")).click()
+        settle(page)
+        # more epochs than the run will get through before Stop (the slider follows arrow keys)
+        slider = page.locator('.st-key-tl_epochs input[type="range"]')
+        slider.focus()
+        for _ in range(7):
+            page.keyboard.press("ArrowRight")
+        settle(page)
+        wait_until(lambda: slider.input_value() == "10", "ten epochs chosen")
+        page.get_by_role("button", name=i18n.t("tl.start", "en")).click()
+        page.get_by_role("button", name=i18n.t("tl.stop", "en")).wait_for()
+        assert_no_exception(page, "start a frozen-backbone run")
+        # the val-mIoU curve (first chart) grows epoch by epoch while the page stays live
+        wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 1, "the first epoch's point", 180)
+        wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 2, "the curve grows", 180)
+        page.screenshot(path=shots / "20_transfer_running.png")
+        page.get_by_role("button", name=i18n.t("tl.stop", "en")).click()
+        stopped = i18n.t("tl.stopped", "en", epochs=0, seconds=0, miou=0).split(" ")[0]
+        page.locator('[data-testid="stAlert"]').filter(has_text=stopped).first.wait_for(timeout=120_000)
+        settle(page)
+        assert_no_exception(page, "stop the run")
+        points = max(plotly_points(page, 0))
+        assert 2 <= points < 10, "the run ended early, at the Stop button"
+        page.get_by_role("button", name=i18n.t("tl.use_on_segment", "en")).wait_for()
+        page.screenshot(path=shots / "21_transfer_stopped.png")
+        width = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollWidth"
+                              " - document.querySelector('[data-testid=\"stMain\"]').clientWidth")
+        assert width <= 1, "nothing in the main area is wider than it at 1280x800"
+    finally:
+        context.close()
