@@ -60,5 +60,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.data)
         if Path(str(item.fspath)).parent.name == "e2e":
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)  # a server and a browser per module
         if item.get_closest_marker("gpu") and not torch.cuda.is_available():
             item.add_marker(no_cuda)

@@ -61,18 +61,22 @@ class DatasetMissingError(FileNotFoundError):
     """The data set is not in the data directory (the message says how to get it)."""
 
 
+def dataset_dir(folder: str, required: tuple[str, ...], missing: str, root: Path | None = None) -> Path:
+    """``<data dir>/<folder>`` when its ``required`` subfolders are there; else
+    :class:`DatasetMissingError` with ``missing`` (formatted with ``path``) as the message."""
+    path = (root or config.data_dir()) / folder
+    if not all((path / sub).is_dir() for sub in required):
+        raise DatasetMissingError(missing.format(path=path))
+    return path
+
+
 # ------------------------------------------------------------------ CamVid
 
 
 def camvid_dir(root: Path | None = None) -> Path:
     """The CamVid folder; raises :class:`DatasetMissingError` when absent."""
-    path = (root or config.data_dir()) / "camvid"
-    if not (path / "val").is_dir() or not (path / "valannot").is_dir():
-        raise DatasetMissingError(
-            f"CamVid not found in {path}. Run `python -m segdemo data download camvid` "
-            "or set SEGDEMO_DATA_DIR."
-        )
-    return path
+    return dataset_dir("camvid", ("val", "valannot"), "CamVid not found in {path}. Run "
+                       "`python -m segdemo data download camvid` or set SEGDEMO_DATA_DIR.", root)
 
 
 def camvid_files(split: str, root: Path | None = None) -> list[tuple[Path, Path]]:
@@ -127,13 +131,8 @@ def load_camvid(split: str, size: tuple[int, int] | None = None, root: Path | No
 
 def isbi_dir(root: Path | None = None) -> Path:
     """The ISBI 2012 folder; raises :class:`DatasetMissingError` when absent."""
-    path = (root or config.data_dir()) / "isbi2012"
-    if not (path / "train" / "image").is_dir():
-        raise DatasetMissingError(
-            f"ISBI 2012 not found in {path}. Run `python -m segdemo data download isbi2012` "
-            "or set SEGDEMO_DATA_DIR."
-        )
-    return path
+    return dataset_dir("isbi2012", ("train/image",), "ISBI 2012 not found in {path}. Run "
+                       "`python -m segdemo data download isbi2012` or set SEGDEMO_DATA_DIR.", root)
 
 
 def isbi_slice_ids(root: Path | None = None) -> list[int]:

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segdemo import config
-from segdemo.data.datasets import DatasetMissingError
+from segdemo.data.datasets import dataset_dir
 
 PENNFUDAN_LICENSE = ("Penn-Fudan Database for Pedestrian Detection and Segmentation (Wang, Shi, Song, Shen, 2007): "
                      "research use only; copyright stays with the authors, the data may not be reposted")
@@ -41,14 +40,12 @@ class PennFudanSample:
 
 
 def pennfudan_dir(root: Path | None = None) -> Path:
-    """The Penn-Fudan folder; :class:`DatasetMissingError` when it is not there."""
-    folder = (root or config.data_dir()) / "pennfudan"
-    if not (folder / "PNGImages").is_dir() or not (folder / "PedMasks").is_dir():
-        raise DatasetMissingError(
-            f"Penn-Fudan not found at {folder} (expected PNGImages/ and PedMasks/). Set SEGDEMO_DATA_DIR to the "
-            "folder that holds pennfudan/, or get PennFudanPed from https://www.cis.upenn.edu/~jshi/ped_html/ "
-            "(research use only) and put its PNGImages/ and PedMasks/ under <data dir>/pennfudan/.")
-    return folder
+    """The Penn-Fudan folder; :class:`~segdemo.data.datasets.DatasetMissingError` when it is not there."""
+    return dataset_dir(
+        "pennfudan", ("PNGImages", "PedMasks"),
+        "Penn-Fudan not found at {path} (expected PNGImages/ and PedMasks/). Set SEGDEMO_DATA_DIR to the "
+        "folder that holds pennfudan/, or get PennFudanPed from https://www.cis.upenn.edu/~jshi/ped_html/ "
+        "(research use only) and put its PNGImages/ and PedMasks/ under <data dir>/pennfudan/.", root)
 
 
 def pennfudan_names(root: Path | None = None) -> list[str]:

@@ -128,11 +128,6 @@ def maskrcnn_mobilenet_v2(num_classes: int = 2, min_size: int = 320, max_size: i
     )
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 @torch.no_grad()
 def load_instance_state(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a shipped fp16 safetensors state dict into ``model`` (strict, cast to float32)."""

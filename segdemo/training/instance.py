@@ -39,7 +39,9 @@ from segdemo import config
 from segdemo.data.pennfudan import PENNFUDAN_LICENSE, SPLIT_DESCRIPTION, PennFudanSample, load_pennfudan, pennfudan_split
 from segdemo.evaluate.instance_ap import APAccumulator, box_iou_matrix, mask_iou_matrix
 from segdemo.models.instance_registry import instance_builders
-from segdemo.models.maskrcnn import count_parameters, load_instance_state
+from segdemo.training.loop import save_weights
+from segdemo.models.builders import count_params
+from segdemo.models.maskrcnn import load_instance_state
 
 RUNS_DIR = config.REPO_DIR / "runs"
 TRAIN_MIN_SIZES = (288, 320, 352, 384)  # scale jitter: shorter side drawn per batch
@@ -142,15 +144,6 @@ def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def save_fp16(model: nn.Module, path: Path) -> None:
-    """The state dict as fp16 safetensors (integer buffers kept)."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
-
-
 def train(args: argparse.Namespace) -> int:
     """The training loop; writes the shipped weights and card when all epochs are done."""
     torch.set_num_threads(args.threads)
@@ -217,7 +210,7 @@ def train(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out_dir)
     weights_path = out_dir / f"{name}.safetensors"
-    save_fp16(model, weights_path)
+    save_weights(model, weights_path, half=True)
     # Every number in the card is measured with the stored fp16 weights.
     shipped = INSTANCE_BUILDERS[args.model](num_classes=2, min_size=EVAL_MIN_SIZE, max_size=MAX_SIZE)
     load_instance_state(shipped, weights_path)
@@ -285,7 +278,7 @@ def make_card(args: argparse.Namespace, name: str, weights_path: Path, model: nn
             "pq_rules": scores.get("pq_rules"),
             "targets": {"mask_ap50": 0.80, "pq": 0.55},
         },
-        "num_params": count_parameters(model),
+        "num_params": count_params(model),
         "cpu_ms_per_image": round(scores["cpu_ms_per_image"], 1),
         "cpu_ms_note": f"mean over the val images at min_size {EVAL_MIN_SIZE}, 1 thread, {platform.machine()}",
         "size_bytes": weights_path.stat().st_size,

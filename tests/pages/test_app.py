@@ -64,6 +64,7 @@ def test_bad_uploads_are_reported_and_good_images_stay(clear_streamlit_caches):
     assert at.sidebar.slider(key="opacity").value == 0.7
 
 
+@pytest.mark.slow
 def test_a_panorama_runs_at_a_capped_network_input_and_says_so(clear_streamlit_caches):
     import io
 
@@ -88,6 +89,7 @@ def test_language_switch_changes_the_page():
     assert "Upload an image" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_segdemo_imports_without_streamlit():
     modules = [p.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
                for p in (REPO / "segdemo").rglob("*.py")

@@ -73,6 +73,7 @@ def test_fcn8s_is_the_offline_default() -> None:
     assert registry.default_model().name == "fcn8s_camvid"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CAMVID)
 def test_camvid_card_is_re_measured(name: str, data_dir: Path) -> None:
     c = card(name)
@@ -88,6 +89,7 @@ def test_camvid_card_is_re_measured(name: str, data_dir: Path) -> None:
         assert full.pixel_acc == pytest.approx(c["metrics"]["pixel_acc"], abs=TOL)
 
 
+@pytest.mark.slow
 def test_unet_card_is_re_measured(data_dir: Path) -> None:
     c = card("unet_isbi2012")
     model = weights.load_model(registry.get("unet_isbi2012"), allow_random=False)

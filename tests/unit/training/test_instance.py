@@ -89,14 +89,15 @@ def test_maskrcnn_structure_and_outputs():
     from torchvision.models.detection import MaskRCNN
     from torchvision.ops import MultiScaleRoIAlign
 
-    from segdemo.models.maskrcnn import count_parameters, maskrcnn_mobilenet_v2
+    from segdemo.models.builders import count_params
+    from segdemo.models.maskrcnn import maskrcnn_mobilenet_v2
 
     torch.manual_seed(0)
     model = maskrcnn_mobilenet_v2(num_classes=2)
     assert isinstance(model, MaskRCNN)
     assert isinstance(model.roi_heads.box_roi_pool, MultiScaleRoIAlign)
     assert model.roi_heads.mask_roi_pool.output_size == (14, 14)
-    total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
+    total, trainable = count_params(model), count_params(model, trainable_only=True)
     assert 4.0e6 < total < 5.0e6  # the light heads; torchvision's defaults on 1280 channels are ~87 M
     assert trainable < total  # the stem and first stages are frozen
     assert not any(p.requires_grad for p in model.backbone[0][:4].parameters())
@@ -181,6 +182,7 @@ def test_train_instance_cli_is_registered():
     assert args.epochs == 3 and args.resume and args.model == "maskrcnn_mobilenet_v2"
 
 
+@pytest.mark.slow
 def test_tiny_training_run_writes_card_and_resumes(data_dir, tmp_path, monkeypatch):
     from segdemo.training import instance
 

@@ -111,6 +111,7 @@ def _args(tmp: Path, epochs: int, resume: bool, name: str, stop_after: int = 0) 
     return parser.parse_args(argv)
 
 
+@pytest.mark.slow
 def test_training_resumes_exactly_and_writes_a_card(data_dir: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from safetensors.torch import load_file

@@ -121,6 +121,7 @@ def test_live_run_trains_stops_and_registers(data_dir) -> None:  # noqa: ANN001
     assert end.status == "stopped" and len(end.history) < 5
 
 
+@pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.slow
 def test_train_command_records_strategy_and_backbone(data_dir, tmp_path) -> None:  # noqa: ANN001
