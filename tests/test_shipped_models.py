@@ -20,8 +20,8 @@ from segdemo import config, registry, train, weights
 
 torch.set_num_threads(2)
 EXPECTED = {"fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid", "deeplab_slim_camvid", "unet_isbi2012",
-            "deeplabv3_mobilenet_v2_camvid", "deeplabv3_mobilenet_v2_scratch_camvid"}
-OFFLINE_DEFAULT = "deeplabv3_mobilenet_v2_camvid"
+            "deeplabv3_mobilenet_v2_camvid", "deeplabv3_mobilenet_v2_scratch_camvid", "lraspp_mobilenet_v2_camvid"}
+OFFLINE_DEFAULT = "lraspp_mobilenet_v2_camvid"
 CARDS = {p.stem: p for p in sorted(config.SHIPPED_MODELS_DIR.glob("*.json"))}
 CAMVID = sorted(n for n in EXPECTED if n.endswith("_camvid"))
 TOL = 2e-3
@@ -65,7 +65,7 @@ def test_card_and_weights(name: str) -> None:
 
 def test_architecture_names() -> None:
     names = {card(n)["architecture"] for n in EXPECTED}
-    assert names == {"FCN-32s", "FCN-16s", "FCN-8s", "U-Net", "DeepLab (dilated, slim)", "DeepLabV3"}
+    assert names == {"FCN-32s", "FCN-16s", "FCN-8s", "U-Net", "DeepLab (dilated, slim)", "DeepLabV3", "LR-ASPP"}
 
 
 def test_best_camvid_model_is_the_offline_default() -> None:
@@ -89,7 +89,7 @@ def test_pretrained_backbone_cards() -> None:
     for key in ("epochs", "batch_size", "optimizer", "augmentation", "training_split", "inference_input"):
         assert tuned[key] == scratch[key], key  # the same budget and recipe: only the initialisation differs
     assert tuned["metrics"]["miou"] > scratch["metrics"]["miou"]
-    for c in (tuned, scratch):
+    for c in (tuned, scratch, card("lraspp_mobilenet_v2_camvid")):
         assert set(c["val_by_input_size"]["miou"]) == {"240x180", "360x270", "480x360"}
         w, h = input_size(c)
         assert c["val_by_input_size"]["miou"][f"{w}x{h}"] == c["metrics"]["miou"]
