@@ -35,6 +35,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=int, default=0, help="CamVid: train on N images (0: all 367)")
     p.add_argument("--augment", default="scale,flip",
                    help=f"CamVid augmentations, comma-separated from {','.join(AUGMENTATIONS)} (or none)")
+    p.add_argument("--eval-size", default="240x180",
+                   help="CamVid: network input (WIDTHxHEIGHT) for the card's val scores and the app's native size")
     p.add_argument("--unet-base", type=int, default=0, help="U-Net: channels of the first level (0: the recipe's 16)")
     p.add_argument("--isbi-steps", type=int, default=40, help="steps per 'epoch' on ISBI")
     p.add_argument("--eval-every", type=int, default=5, help="quick val mIoU every N epochs (0: never)")

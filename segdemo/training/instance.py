@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from segdemo import config
-from segdemo.data.pennfudan import PENNFUDAN_LICENSE, SPLIT_DESCRIPTION, PennFudanSample, load_pennfudan, pennfudan_split
+from segdemo.data.pennfudan import (PENNFUDAN_LICENSE, SPLIT_DESCRIPTION, PennFudanSample, load_pennfudan,
+                                    pennfudan_split)
 from segdemo.evaluate.instance_ap import APAccumulator, box_iou_matrix, mask_iou_matrix
 from segdemo.models.instance_registry import instance_builders
 from segdemo.training.loop import save_weights
@@ -280,6 +281,7 @@ def make_card(args: argparse.Namespace, name: str, weights_path: Path, model: nn
         },
         "num_params": count_params(model),
         "cpu_ms_per_image": round(scores["cpu_ms_per_image"], 1),
-        "cpu_ms_note": f"mean over the val images at min_size {EVAL_MIN_SIZE}, 1 thread, {platform.machine()}",
+        "cpu_ms_note": f"wall time per image, mean over the val images at min_size {EVAL_MIN_SIZE}, "
+                       f"{args.threads} thread(s), {platform.machine()}; measured while other jobs shared the CPU",
         "size_bytes": weights_path.stat().st_size,
     }

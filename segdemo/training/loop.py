@@ -26,9 +26,10 @@ from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.augment import (BASIC, augment_crop, elastic_deform, parse_augmentations, random_scale,
                                       resize_pair, scaled_window)
 from segdemo.training.cards import evaluate_camvid, evaluate_isbi, inference_ms, make_card
-from segdemo.training.recipes import (CAMVID_CROP, CAMVID_SIZE, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
+from segdemo.training.recipes import (CAMVID_CROP, CAMVID_EVAL_SIZES, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
                                       ISBI_TRAIN_SLICES, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
-                                      camvid_train_subset, class_weights, lr_at, set_train_mode, with_unet_base)
+                                      camvid_train_subset, class_weights, lr_at, parse_size, set_train_mode,
+                                      with_unet_base)
 
 
 def seed_everything(seed: int) -> None:
@@ -281,10 +282,16 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     save_weights(model, run_dir / "final_fp32.safetensors", half=False)
     stored = load_weights(build(recipe), weights_path).to(device)
     print("evaluating the stored weights on val ...", file=sys.stderr)
+    by_size: dict[str, float] = {}
     if recipe.dataset == "camvid":
-        full = evaluate_camvid(stored, device)
-        subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET)
-        in_shape = (1, 3, CAMVID_SIZE[1], CAMVID_SIZE[0])
+        eval_size = parse_size(getattr(args, "eval_size", "240x180"))
+        full = evaluate_camvid(stored, device, size=eval_size)
+        subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET, size=eval_size)
+        in_shape = (1, 3, eval_size[1], eval_size[0])
+        if recipe.builder.endswith("mobilenet_v2"):
+            for size in CAMVID_EVAL_SIZES:
+                res = full if size == eval_size else evaluate_camvid(stored, device, size=size, with_boundary=False)
+                by_size[f"{size[0]}x{size[1]}"] = round(res.miou, 4)
     else:
         full = evaluate_isbi(stored, device)
         subset = full
@@ -293,6 +300,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     ms = inference_ms(stored.cpu(), in_shape, torch.device("cpu"))
     card = make_card(args, argv, recipe, name, label_set, full, subset, n_all, n_train, ms, weights_path,
                      history, train_seconds, device)
+    if by_size:
+        card["val_by_input_size"] = {"miou": by_size, "note": "full val (101 images), scored at 480x360; "
+                                     "the model's native input is the card's preprocess.resize_size"}
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({"name": name, "val_miou": card["metrics"]["miou"],
                       "boundary_f1": card["metrics"]["boundary_f1"]}), file=sys.stderr)

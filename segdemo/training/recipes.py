@@ -36,6 +36,7 @@ RUNS_DIR = config.REPO_DIR / "runs"
 
 # CamVid: trained and evaluated at half resolution (240x180) to fit a CPU budget.
 CAMVID_SIZE = (240, 180)  # (width, height) of the network input
+CAMVID_EVAL_SIZES = ((240, 180), (360, 270), (480, 360))  # the cards' "val_by_input_size"
 CAMVID_CROP = (224, 176)  # (width, height) of the random training crops
 TRAIN_STORE_SCALE = 0.75  # training images are kept in memory at 360x270
 ISBI_TRAIN_SLICES = list(range(0, 25))
@@ -176,3 +177,12 @@ def set_train_mode(model: nn.Module, strategy: str) -> None:
     model.train()
     if strategy == "frozen" and hasattr(model, "backbone"):
         model.backbone.eval()  # type: ignore[union-attr]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"360x270"`` -> (360, 270), (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"sizes are WIDTHxHEIGHT, e.g. 360x270 (got {text!r})") from None
+    return w, h

@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 import pytest
-
 from segdemo import config
-from segdemo.models import registry
+from segdemo.models import registry, weights
 from segdemo.training import cards
-from segdemo.models import weights
 
-EXPECTED = {"fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid", "deeplab_slim_camvid", "unet_isbi2012"}
+EXPECTED = {"fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid", "deeplab_slim_camvid", "unet_isbi2012",
+            "deeplabv3_mobilenet_v2_camvid", "deeplabv3_mobilenet_v2_scratch_camvid", "lraspp_mobilenet_v2_camvid"}
+OFFLINE_DEFAULT = "lraspp_mobilenet_v2_camvid"
 CARDS = {p.stem: p for p in sorted(config.SHIPPED_MODELS_DIR.glob("*.json"))}
 CAMVID = sorted(n for n in EXPECTED if n.endswith("_camvid"))
 TOL = 2e-3
@@ -64,13 +64,34 @@ def test_card_and_weights(name: str) -> None:
 
 def test_architecture_names() -> None:
     names = {card(n)["architecture"] for n in EXPECTED}
-    assert names == {"FCN-32s", "FCN-16s", "FCN-8s", "U-Net", "DeepLab (dilated, slim)"}
+    assert names == {"FCN-32s", "FCN-16s", "FCN-8s", "U-Net", "DeepLab (dilated, slim)", "DeepLabV3", "LR-ASPP"}
 
 
-def test_fcn8s_is_the_offline_default() -> None:
+def test_best_camvid_model_is_the_offline_default() -> None:
     defaults = [n for n in CARDS if card(n).get("offline_default")]
-    assert defaults == ["fcn8s_camvid"]
-    assert registry.default_model().name == "fcn8s_camvid"
+    assert defaults == [OFFLINE_DEFAULT]
+    assert registry.default_model().name == OFFLINE_DEFAULT
+    assert card(OFFLINE_DEFAULT)["metrics"]["miou"] == max(card(n)["metrics"]["miou"] for n in CAMVID)
+
+
+def input_size(c: dict) -> tuple[int, int]:
+    """(width, height) of the card's network input ("1x3xHxW")."""
+    _, _, h, w = (int(v) for v in c["inference_input"].split("x"))
+    return w, h
+
+
+def test_pretrained_backbone_cards() -> None:
+    """The transfer-learning claim as the cards measure it, and where the backbone came from."""
+    tuned, scratch = card("deeplabv3_mobilenet_v2_camvid"), card("deeplabv3_mobilenet_v2_scratch_camvid")
+    assert tuned["strategy"] == "finetune" and scratch["strategy"] == "scratch"
+    assert tuned["pretrained_backbone"]["source_sha256"].startswith("b0353104") and "pretrained_backbone" not in scratch
+    for key in ("epochs", "batch_size", "optimizer", "augmentation", "training_split", "inference_input"):
+        assert tuned[key] == scratch[key], key  # the same budget and recipe: only the initialisation differs
+    assert tuned["metrics"]["miou"] > scratch["metrics"]["miou"]
+    for c in (tuned, scratch, card("lraspp_mobilenet_v2_camvid")):
+        assert set(c["val_by_input_size"]["miou"]) == {"240x180", "360x270", "480x360"}
+        w, h = input_size(c)
+        assert c["val_by_input_size"]["miou"][f"{w}x{h}"] == c["metrics"]["miou"]
 
 
 @pytest.mark.slow
@@ -78,12 +99,12 @@ def test_fcn8s_is_the_offline_default() -> None:
 def test_camvid_card_is_re_measured(name: str, data_dir: Path) -> None:
     c = card(name)
     model = weights.load_model(registry.get(name), allow_random=False)
-    res = cards.evaluate_camvid(model, "cpu", indices=c["val_subset"]["indices"])
+    res = cards.evaluate_camvid(model, "cpu", indices=c["val_subset"]["indices"], size=input_size(c))
     assert res.miou == pytest.approx(c["val_subset"]["miou"], abs=TOL)
     assert res.pixel_acc == pytest.approx(c["val_subset"]["pixel_acc"], abs=TOL)
     assert res.boundary_f1 == pytest.approx(c["val_subset"]["boundary_f1"], abs=TOL)
-    if name == "fcn8s_camvid":
-        full = cards.evaluate_camvid(model, "cpu", with_boundary=False)
+    if name in ("fcn8s_camvid", OFFLINE_DEFAULT):
+        full = cards.evaluate_camvid(model, "cpu", with_boundary=False, size=input_size(c))
         assert full.images == 101
         assert full.miou == pytest.approx(c["metrics"]["miou"], abs=TOL)
         assert full.pixel_acc == pytest.approx(c["metrics"]["pixel_acc"], abs=TOL)
