@@ -370,3 +370,32 @@ def test_every_error_key_is_in_both_catalogues() -> None:
     for lang in i18n.LANGUAGES:
         missing = sorted(k for k in keys if k not in i18n.catalogue(lang))
         assert not missing, f"{lang}: {missing}"
+
+
+def test_coco_upload_finds_its_annotation_and_scores_a_dropped_segment(data_dir: Path) -> None:
+    """The real COCO panoptic JSON (100 images) as the ground-truth upload: the annotation is found by
+    the PNG's file name; a prediction without one thing segment gives that class one FN."""
+    root = data_dir / "coco_panoptic"
+    gt_json = root / "panoptic_train2017.json"
+    data = json.loads(gt_json.read_text(encoding="utf-8"))
+    ann = data["annotations"][3]
+    things = {c["id"] for c in data["categories"] if c["isthing"]}
+    png = (root / "panoptic" / ann["file_name"]).read_bytes()
+    same = views.pq_for_panoptic_files(png, gt_json.read_bytes(), ann["file_name"], png,
+                                      json.dumps({"annotations": [ann]}).encode(), ann["file_name"])
+    plain = [s for s in ann["segments_info"] if not s.get("iscrowd")]
+    assert len(same.matches.tp) == len(plain) and not same.matches.fp and not same.matches.fn
+    assert same.result.all.pq == pytest.approx(1.0)
+    # drop one thing segment: its pixels become void in the prediction
+    dropped = next(s for s in plain if s["category_id"] in things)
+    ids = inst.rgb_to_ids(np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))).copy()
+    ids[ids == dropped["id"]] = 0
+    pred_ann = dict(ann, segments_info=[s for s in ann["segments_info"] if s["id"] != dropped["id"]])
+    view = views.pq_for_panoptic_files(png, gt_json.read_bytes(), ann["file_name"], png_bytes(ids_to_rgb(ids)),
+                                      json.dumps({"annotations": [pred_ann]}).encode(), ann["file_name"])
+    assert [s.segment_id for s in view.matches.fn] == [dropped["id"]]
+    cls = view.result.per_class[dropped["category_id"]]
+    n_cls = sum(s["category_id"] == dropped["category_id"] for s in plain)
+    assert (cls.tp, cls.fn) == (n_cls - 1, 1)
+    expected_pq = (n_cls - 1) / (n_cls - 1 + 0.5) if n_cls > 1 else 0.0  # IoU 1 for every match left
+    assert cls.pq == pytest.approx(expected_pq)
