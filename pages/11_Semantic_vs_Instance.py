@@ -9,6 +9,7 @@ import streamlit as st
 
 from segdemo import i18n
 from segdemo.data.images import UPLOAD_TYPES, ImageError, InputImage
+from segdemo.evaluate.panoptic_io import BACKGROUND_SEGMENT_ID
 from segdemo.labs import instances as inst
 from segdemo.labs import roi_pooling as roi
 from segdemo.labs import instance_views as views
@@ -289,7 +290,7 @@ if view is not None:
             """A segment id as shown: the background stuff segment by name, none as a dash."""
             if segment_id is None:
                 return "—"
-            return tr("instances.pq.background_segment") if segment_id == inst.BACKGROUND_SEGMENT_ID \
+            return tr("instances.pq.background_segment") if segment_id == BACKGROUND_SEGMENT_ID \
                 else str(segment_id)
 
         rows = ([(m.category_id, "TP", m.gt_id, m.pred_id, f"{m.iou:.4f}") for m in view.matches.tp]

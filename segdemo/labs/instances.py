@@ -118,7 +118,8 @@ def touching_images(samples: Iterable[tuple[str, np.ndarray]]) -> list[TouchingI
 
 
 def pennfudan_val_touching(root: Path | None = None) -> list[TouchingImage]:
-    """The Penn-Fudan validation photos whose people touch (computed from their masks)."""
+    """The Penn-Fudan validation photos whose people touch (computed from their masks), the ones with
+    most people merged into shared regions first."""
     from segdemo.data.pennfudan import pennfudan_dir, pennfudan_split
 
     folder = pennfudan_dir(root)
@@ -127,7 +128,7 @@ def pennfudan_val_touching(root: Path | None = None) -> list[TouchingImage]:
         for name in pennfudan_split("val", root):
             yield name, np.asarray(Image.open(folder / "PedMasks" / f"{name}_mask.png"))
 
-    return touching_images(samples())
+    return sorted(touching_images(samples()), key=lambda t: t.regions - t.instances)
 
 
 def sample_instance_ids(masks: np.ndarray) -> np.ndarray:
@@ -283,7 +284,8 @@ def maskrcnn_steps(model: nn.Module, rgb: np.ndarray) -> MaskRCNNSteps:
         proposal_scores=proposal_scores.numpy(), proposals_input=proposal_boxes.numpy(),
         boxes=detections["boxes"].numpy(), boxes_input=detections_input.numpy(), labels=labels.numpy(),
         scores=detections["scores"].numpy(),
-        mask_roi_features=(roi.numpy() if roi is not None and n else np.zeros((0, 1, 14, 14), np.float32)),
+        mask_roi_features=(roi.numpy() if roi is not None and n
+                           else np.zeros((0, feature_map.shape[0], 14, 14), np.float32)),
         mask_logits=class_logits.numpy(),
         masks=detections["masks"][:, 0].numpy() if n else np.zeros((0, h, w), np.float32))
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torchvision.ops import roi_align, roi_pool
 
-from segdemo.evaluate.panoptic_io import evaluate_folders, ids_to_rgb, write_panoptic_png
+from segdemo.evaluate.panoptic_io import evaluate_folders, ids_to_rgb, rgb_to_ids, write_panoptic_png
 from segdemo.labs import instances as inst
 from segdemo.labs import roi_pooling as roi
 from segdemo.labs import instance_views as views
@@ -388,7 +388,7 @@ def test_coco_upload_finds_its_annotation_and_scores_a_dropped_segment(data_dir:
     assert same.result.all.pq == pytest.approx(1.0)
     # drop one thing segment: its pixels become void in the prediction
     dropped = next(s for s in plain if s["category_id"] in things)
-    ids = inst.rgb_to_ids(np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))).copy()
+    ids = rgb_to_ids(np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))).copy()
     ids[ids == dropped["id"]] = 0
     pred_ann = dict(ann, segments_info=[s for s in ann["segments_info"] if s["id"] != dropped["id"]])
     view = views.pq_for_panoptic_files(png, gt_json.read_bytes(), ann["file_name"], png_bytes(ids_to_rgb(ids)),
