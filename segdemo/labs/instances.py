@@ -295,7 +295,8 @@ def maskrcnn_steps(model: nn.Module, rgb: np.ndarray) -> MaskRCNNSteps:
         proposal_scores=proposal_scores.numpy(), proposals_input=proposal_boxes.numpy(),
         boxes=detections["boxes"].numpy(), boxes_input=detections_input.numpy(), labels=labels.numpy(),
         scores=detections["scores"].numpy(),
-        mask_roi_features=(roi.numpy() if roi is not None and n else np.zeros((0, 1, 14, 14), np.float32)),
+        mask_roi_features=(roi.numpy() if roi is not None and n
+                           else np.zeros((0, feature_map.shape[0], 14, 14), np.float32)),
         mask_logits=class_logits.numpy(),
         masks=detections["masks"][:, 0].numpy() if n else np.zeros((0, h, w), np.float32))
 
