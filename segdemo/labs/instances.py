@@ -130,7 +130,8 @@ def touching_images(samples: Iterable[tuple[str, np.ndarray]]) -> list[TouchingI
 
 
 def pennfudan_val_touching(root: Path | None = None) -> list[TouchingImage]:
-    """The Penn-Fudan validation photos whose people touch (computed from their masks)."""
+    """The Penn-Fudan validation photos whose people touch (computed from their masks), the ones with
+    most people merged into shared regions first."""
     from segdemo.data.pennfudan import pennfudan_dir, pennfudan_split
 
     folder = pennfudan_dir(root)
@@ -139,7 +140,7 @@ def pennfudan_val_touching(root: Path | None = None) -> list[TouchingImage]:
         for name in pennfudan_split("val", root):
             yield name, np.asarray(Image.open(folder / "PedMasks" / f"{name}_mask.png"))
 
-    return touching_images(samples())
+    return sorted(touching_images(samples()), key=lambda t: t.regions - t.instances)
 
 
 def sample_instance_ids(masks: np.ndarray) -> np.ndarray:

@@ -72,6 +72,8 @@ def test_pennfudan_val_touching_photos(data_dir: Path) -> None:
     # PennPed00058: 4 people in 2 touching pairs (checked on the mask by eye as well).
     assert found["PennPed00058"].instances == 4 and found["PennPed00058"].regions == 2
     assert all(t.regions < t.instances and t.touching_pairs for t in found.values())
+    merged = [t.instances - t.regions for t in inst.pennfudan_val_touching(data_dir)]
+    assert merged == sorted(merged, reverse=True)  # the most merged photo is offered first
 
 
 def test_semantic_person_model_lookup() -> None:
