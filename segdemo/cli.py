@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "segdemo.concepts.commands",
     "segdemo.bench",
     "segdemo.training.instance",
+    "segdemo.compare_cli",
 )
 
 
