@@ -58,11 +58,12 @@ def test_compare_page_four_models_on_a_camvid_frame_in_both_languages(server: st
         assert overflow_px(page) <= 1 and widest_image_overflow(page) <= 1, "nothing wider than the main area"
 
         # move the zoom window: only the grid redraws
-        slider = (page.locator('[data-testid="stSlider"]').filter(has_text=i18n.t("compare.zoom_x", "ko"))
-                  .locator('[role="slider"]'))
+        slider = page.locator('.st-key-compare_zoom_x input[type="range"]')
         slider.focus()
+        before = slider.input_value()
         for _ in range(5):
             page.keyboard.press("ArrowLeft")
+        wait_until(lambda: slider.input_value() != before, "the zoom window moves")
         settle(page)
         assert_no_exception(page, "move the zoom window")
 
