@@ -334,6 +334,8 @@ def grid_image(panels: Iterable[tuple[str, np.ndarray]], columns: int = 3, max_s
         r, c = divmod(k, cols)
         x, y = gap + c * (cell_w + gap), gap + r * (cell_h + gap)
         text = title if unicode_font else title.encode("latin-1", "replace").decode("latin-1")
+        while len(text) > 1 and draw.textlength(text, font=font) > cell_w - 4:  # keep the title over its panel
+            text = text[:-2] + "…" if unicode_font else text[:-2] + "."
         draw.text((x + 2, y + 4), text, fill=(20, 20, 20), font=font)
         canvas.paste(Image.fromarray(panel), (x, y + title_px))
     return np.asarray(canvas)

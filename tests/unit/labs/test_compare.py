@@ -151,6 +151,10 @@ def test_grid_image_lays_out_titled_panels() -> None:
     assert grid.shape == (2 * (40 + 20) + 3 * 6, 3 * 60 + 4 * 6, 3)
     # the second panel's pixels sit below its title, right of the first
     assert (grid[6 + 20 + 5, 6 + 60 + 6 + 5] == 40).all()
+    # a long title is shortened to its panel: the gap between panels stays white
+    long = compare.grid_image([("a very long model name · with a backbone · and more", panels[0][1])] * 2,
+                              columns=2, gap=6, title_px=20)
+    assert (long[:20, 6 + 60: 6 + 60 + 6] == 255).all()
 
 
 def test_comparison_rows_and_csv_name_every_column() -> None:
