@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "segdemo.cli.concepts",
     "segdemo.cli.bench",
     "segdemo.cli.train_instance",
+    "segdemo.cli.compare",
 )
 
 

@@ -62,19 +62,14 @@ class PhotoChoice:
 
 @st.cache_data(show_spinner=False)
 def pennfudan_photos(data_dir: str) -> list[PhotoChoice] | None:
-    """The validation photos, those whose people touch first; None without the data set."""
+    """The validation photos, those whose people touch first (most merged first); None without the data set."""
     try:
         names = pennfudan.pennfudan_split("val")
         touching = {t.name: t for t in inst.pennfudan_val_touching()}
     except DatasetMissingError:
         return None
-    photos = []
-    for name in names:
-        if name in touching:
-            photos.append(PhotoChoice(name, touching[name].instances, touching[name].regions, True))
-        else:
-            photos.append(PhotoChoice(name, 0, 0, False))
-    return sorted(photos, key=lambda p: not p.touching)
+    photos = [PhotoChoice(t.name, t.instances, t.regions, True) for t in touching.values()]  # most merged first
+    return photos + [PhotoChoice(name, 0, 0, False) for name in names if name not in touching]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -37,6 +37,7 @@ PAGES = (
     ("pages/7_FC_vs_1x1_Conv.py", "page.fc_conv"),
     ("pages/8_Depthwise_Separable.py", "page.separable"),
     ("pages/9_Transfer_Learning.py", "page.transfer"),
+    ("pages/10_Compare.py", "page.compare"),
     ("pages/11_Semantic_vs_Instance.py", "page.instances"),
 )
 

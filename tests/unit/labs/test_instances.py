@@ -7,10 +7,10 @@ bins by hand (torchvision's rounding: halves away from zero) and their maxima
 against ``roi_pool``; the pasted mask against a numpy re-implementation of the
 paste and against the model's own output; PQ of constructed maps by hand.
 
-The Mask R-CNN tests build the model with random heads on the shipped ImageNet
-backbone, allowed only because the test setup sets SEGDEMO_ALLOW_RANDOM_WEIGHTS
-(the trained instance model may not be shipped yet); they check plumbing
-(the stage-by-stage run equals ``model(x)``), not the quality of the detections.
+The Mask R-CNN tests use the shipped instance model; where it is not shipped
+they fall back to random heads on the ImageNet backbone, allowed only because
+the test setup sets SEGDEMO_ALLOW_RANDOM_WEIGHTS. They check plumbing (the
+stage-by-stage run equals ``model(x)``), not the quality of the detections.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def test_pennfudan_val_touching_photos(data_dir: Path) -> None:
     # PennPed00058: 4 people in 2 touching pairs (checked on the mask by eye as well).
     assert found["PennPed00058"].instances == 4 and found["PennPed00058"].regions == 2
     assert all(t.regions < t.instances and t.touching_pairs for t in found.values())
+    merged = [t.instances - t.regions for t in inst.pennfudan_val_touching(data_dir)]
+    assert merged == sorted(merged, reverse=True)  # the most merged photo is offered first
 
 
 def test_semantic_person_model_lookup() -> None:
@@ -207,22 +209,24 @@ def test_pasted_mask_equals_the_recipe() -> None:
 
 
 @pytest.fixture(scope="module")
-def random_model() -> inst.LoadedInstanceModel:
-    loaded = inst.load_instance_model()
-    return loaded
+def instance_model() -> inst.LoadedInstanceModel:
+    """The shipped instance model, or (tests only) its random-head stand-in when it is not shipped."""
+    return inst.load_instance_model()
 
 
-def test_steps_equal_the_models_own_output(random_model: inst.LoadedInstanceModel) -> None:
-    rng = np.random.default_rng(4)
-    rgb = rng.integers(0, 255, size=(200, 150, 3), dtype=np.uint8)
-    steps = inst.maskrcnn_steps(random_model.model, rgb)
+def test_steps_equal_the_models_own_output(instance_model: inst.LoadedInstanceModel, data_dir: Path) -> None:
+    from segdemo.data.pennfudan import load_pennfudan
+
+    rgb = np.ascontiguousarray(load_pennfudan("PennPed00058", data_dir).image[:200, :150])
+    steps = inst.maskrcnn_steps(instance_model.model, rgb)
     with torch.inference_mode():
-        out = random_model.model([inst.image_tensor(rgb)])[0]
+        out = instance_model.model([inst.image_tensor(rgb)])[0]
     np.testing.assert_allclose(steps.boxes, out["boxes"].numpy(), atol=1e-4)
     np.testing.assert_allclose(steps.scores, out["scores"].numpy(), atol=1e-6)
     assert steps.masks.shape == (len(steps.scores), 200, 150)
     np.testing.assert_allclose(steps.masks, out["masks"][:, 0].numpy(), atol=1e-5)
     assert steps.input_hw == (426, 320)  # shorter side to the model's min_size 320: 200 * 320/150, floored
+    assert len(steps.scores) > 0, "a crop with people gives detections"
     assert steps.spatial_scale == 1 / 16 and steps.features.shape[0] == 128
     assert len(steps.proposals) <= 200 and np.all(np.diff(steps.proposal_scores) <= 1e-6)
     assert steps.mask_roi_features.shape[1:] == (128, 14, 14) and steps.mask_logits.shape[1:] == (28, 28)
@@ -230,8 +234,8 @@ def test_steps_equal_the_models_own_output(random_model: inst.LoadedInstanceMode
         pasted = inst.paste_roi_mask(steps.mask_probabilities[i], steps.boxes[i], steps.image_hw)
         np.testing.assert_allclose(pasted, steps.masks[i], atol=1e-5)
     # the hooks and the wrapper are gone afterwards
-    assert "filter_proposals" not in vars(random_model.model.rpn)
-    assert not random_model.model.roi_heads.mask_predictor._forward_hooks
+    assert "filter_proposals" not in vars(instance_model.model.rpn)
+    assert not instance_model.model.roi_heads.mask_predictor._forward_hooks
 
 
 def test_kept_instances_and_the_semantic_union() -> None:
