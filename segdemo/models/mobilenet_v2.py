@@ -74,9 +74,12 @@ class DeepLabV3MobileNetV2(nn.Module):
         self.backbone = mobilenet_v2_features(16)
         self.classifier = DeepLabHead(HIGH_CHANNELS, num_classes, atrous_rates=tuple(atrous_rates))
 
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores at output stride 16, before the final upsampling."""
+        return self.classifier(self.backbone(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        scores = self.classifier(self.backbone(x))
-        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(self.coarse_scores(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class LRASPPMobileNetV2(nn.Module):
@@ -87,11 +90,14 @@ class LRASPPMobileNetV2(nn.Module):
         self.backbone = mobilenet_v2_features(16)
         self.classifier = LRASPPHead(LOW_CHANNELS, HIGH_CHANNELS, num_classes, inter_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores at output stride 8 (the low branch's resolution), before the final upsampling."""
         low = self.backbone[:STRIDE8_END](x)
         high = self.backbone[STRIDE8_END:](low)
-        scores = self.classifier({"low": low, "high": high})
-        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier({"low": low, "high": high})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return F.interpolate(self.coarse_scores(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def deeplabv3_mobilenet_v2(num_classes: int = 11, atrous_rates: tuple[int, ...] = (3, 6, 9)) -> DeepLabV3MobileNetV2:

@@ -410,13 +410,15 @@ def test_transfer_learning_lab_trains_live_and_stops(server: str, browser, shots
         settle(page)
         wait_until(lambda: slider.input_value() == "10", "ten epochs chosen")
         page.get_by_role("button", name=i18n.t("tl.start", "en")).click()
-        page.get_by_role("button", name=i18n.t("tl.stop", "en")).wait_for()
+        # the lab's own Stop button (Streamlit's header has one too while a script runs)
+        stop_button = page.locator(".st-key-tl_stop button")
+        stop_button.wait_for()
         assert_no_exception(page, "start a frozen-backbone run")
         # the val-mIoU curve (first chart) grows epoch by epoch while the page stays live
         wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 1, "the first epoch's point", 180)
         wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 2, "the curve grows", 180)
         page.screenshot(path=shots / "20_transfer_running.png")
-        page.get_by_role("button", name=i18n.t("tl.stop", "en")).click()
+        stop_button.click()
         stopped = i18n.t("tl.stopped", "en", epochs=0, seconds=0, miou=0).split(" ")[0]
         page.locator('[data-testid="stAlert"]').filter(has_text=stopped).first.wait_for(timeout=120_000)
         settle(page)

@@ -25,9 +25,14 @@ PAGES = {
 }
 
 
-def run(page: str, lang: str) -> AppTest:
+def run(page: str, lang: str, model: str | None = None) -> AppTest:
     at = AppTest.from_file(str(PAGES[page]), default_timeout=240)
     at.session_state["lang"] = lang
+    if model is not None:  # the sidebar's model, chosen before the page runs
+        from segdemo.models import registry
+
+        entry = registry.get(model)
+        at.session_state["arch"], at.session_state["backbone"] = entry.architecture, entry.backbone
     if page == "sep":
         at.session_state["sep_measure"] = False  # timing is tested in test_concepts_separable
     return at.run()
@@ -65,7 +70,7 @@ def test_receptive_field_numbers_are_the_real_ones(lang: str) -> None:
 
 
 def test_receptive_field_on_a_real_image_with_a_registry_model() -> None:
-    at = run("rf", "en")
+    at = run("rf", "en", model="fcn8s_camvid")
     at.multiselect(key="rf_samples").set_value([at.multiselect(key="rf_samples").options[1]]).run()
     no_problems(at)
     labels = {m.label for m in at.metric}
