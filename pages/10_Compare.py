@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from segdemo.data import datasets
-from segdemo.data import images
 from segdemo.data import samples
 from segdemo.data.images import InputImage
 from segdemo.data.labels import get_label_set
@@ -102,17 +101,9 @@ else:
         st.info(tr("compare.upload_prompt"))
         st.stop()
     image = inputs.choose_image(uploads, "compare_choice")
-    mask_file = st.file_uploader(tr("compare.mask_upload"), type=list(images.UPLOAD_TYPES), key="compare_mask",
-                                 help=tr("compare.mask_upload_help"))
-    if mask_file is not None:
-        try:
-            gt = decode_mask(mask_file.getvalue(), mask_file.name, label_set, image_size=image.rgb.shape[:2])
-            for note in gt.notices:
-                getattr(st, note.level if note.level in ("info", "warning", "error") else "info")(
-                    tr(note.key, **note.values))
-            truth = gt.labels  # resized to the image when its size differs (with the notice above)
-        except MaskError as exc:
-            st.error(tr(exc.key, **exc.values))
+    # resized to the image when its size differs (with a notice)
+    truth = inputs.mask_upload("compare_mask", tr("compare.mask_upload"), tr("compare.mask_upload_help"),
+                               label_set, image)
 assert image is not None
 inputs.show_image_notes(image)
 if truth_note:

@@ -16,7 +16,6 @@ from segdemo.models import registry
 from segdemo.render import overlay
 from segdemo.labs import fcn_skips as fc
 from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
-from segdemo.evaluate import MaskError, decode_mask
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
 from segdemo.ui import labs as lab
@@ -67,21 +66,11 @@ else:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
     image = inputs.choose_image(chosen, "fcn_choice")
-    mask_file = st.file_uploader(tr("fcn.mask_upload"), type=list(images.UPLOAD_TYPES), key="fcn_mask",
-                                 help=tr("fcn.mask_upload_help"))
-    if mask_file is not None:
-        try:
-            gt = decode_mask(mask_file.getvalue(), mask_file.name, CAMVID, image_size=image.rgb.shape[:2])
-            for note in gt.notices:
-                getattr(st, note.level if note.level in ("info", "warning", "error") else "info")(
-                    tr(note.key, **note.values))
-            if gt.labels.shape == image.rgb.shape[:2]:
-                truth = gt.labels
-            else:
-                st.error(tr("fcn.mask_size", mask=f"{gt.labels.shape[1]}x{gt.labels.shape[0]}",
-                            image=f"{image.rgb.shape[1]}x{image.rgb.shape[0]}"))
-        except MaskError as exc:
-            st.error(tr(exc.key, **exc.values))
+    truth = inputs.mask_upload("fcn_mask", tr("fcn.mask_upload"), tr("fcn.mask_upload_help"), CAMVID, image)
+    if truth is not None and truth.shape != image.rgb.shape[:2]:
+        st.error(tr("fcn.mask_size", mask=f"{truth.shape[1]}x{truth.shape[0]}",
+                    image=f"{image.rgb.shape[1]}x{image.rgb.shape[0]}"))
+        truth = None
 
 assert image is not None
 rgb = image.rgb

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import streamlit as st
@@ -12,6 +12,9 @@ from segdemo.data import samples
 from segdemo.data.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, downscale_for_display
 from segdemo.ui import state
 from segdemo.ui.state import tr
+
+if TYPE_CHECKING:
+    from segdemo.data.labels import LabelSet
 
 
 def _decode_or_error(data: bytes, name: str) -> InputImage | ImageError:
@@ -96,3 +99,22 @@ def load_sample(path: Path) -> InputImage:
     if isinstance(result, ImageError):
         raise result
     return result
+
+
+def mask_upload(key: str, label: str, help_text: str, label_set: "LabelSet", image: InputImage) -> np.ndarray | None:
+    """An optional ground-truth upload for ``image``: its labels in ``label_set`` (resized to the
+    image with a notice when the sizes differ), or None. A file that cannot be read shows its
+    message in the page; the page goes on without ground truth."""
+    from segdemo.evaluate import MaskError, decode_mask
+
+    mask_file = st.file_uploader(label, type=list(UPLOAD_TYPES), key=key, help=help_text)
+    if mask_file is None:
+        return None
+    try:
+        gt = decode_mask(mask_file.getvalue(), mask_file.name, label_set, image_size=image.rgb.shape[:2])
+    except MaskError as exc:
+        st.error(tr(exc.key, **exc.values))
+        return None
+    for note in gt.notices:
+        getattr(st, note.level if note.level in ("info", "warning", "error") else "info")(tr(note.key, **note.values))
+    return gt.labels
