@@ -31,7 +31,7 @@ MAX_COMPARE_RESULTS = 24  # cost measurements and analyses: a few images x a han
 
 def offered(entry: ModelEntry) -> bool:
     """Whether this session may see ``entry``: a user's own models only in the session that added them."""
-    return entry.source != "user" or entry.name in set(st.session_state.get(models.OWN_MODELS_KEY, ()))
+    return entry.source != "user" or entry.name in set(st.session_state.get(state.OWN_MODELS, ()))
 
 
 def candidate_models(label_set_key: str) -> tuple[list[ModelEntry], list[ModelEntry]]:
