@@ -239,6 +239,13 @@ def register(entry: ModelEntry) -> None:
     _all()[entry.name] = entry
 
 
+def unregister(name: str) -> None:
+    """Remove an entry added with :func:`register` (a user's model that is no longer wanted)."""
+    with _lock:
+        if _entries is not None:
+            _entries.pop(name, None)
+
+
 def list_models() -> list[ModelEntry]:
     """All entries: segdemo's shipped models first, then torchvision's."""
     return list(_all().values())

@@ -133,6 +133,7 @@ def test_a_lab_trained_model_is_offered_on_segment_in_its_own_session_only(tmp_p
     """The transfer-learning lab's result is a user entry: listed where its session says so, nowhere else."""
     from safetensors.torch import save_file
 
+    from segdemo.models import registry
     from segdemo.training import live
     from segdemo.training.recipes import RECIPES, build
 
@@ -142,19 +143,22 @@ def test_a_lab_trained_model_is_offered_on_segment_in_its_own_session_only(tmp_p
     run = live.LiveRun(run_id=7, owner="session-a", config=live.LiveRunConfig(), status="done",
                        history=[{"epoch": 1, "loss": 1.0, "val_miou": 0.3, "seconds": 5.0}], weights_path=weights)
     entry = live.register_live_model(run, "my run 7 (frozen backbone, 50 images)")
+    try:
 
-    mine = AppTest.from_file(str(REPO / "pages" / "1_Segment.py"), default_timeout=120)
-    mine.session_state["lang"] = "en"
-    mine.session_state["own_models"] = [entry.name]
-    mine.session_state["arch"], mine.session_state["backbone"] = entry.architecture, entry.backbone
-    mine.run()
-    assert not mine.exception, [e.value for e in mine.exception]
-    assert entry.backbone in mine.selectbox(key="backbone").options
-    assert mine.selectbox(key="backbone").value == entry.backbone
+        mine = AppTest.from_file(str(REPO / "pages" / "1_Segment.py"), default_timeout=120)
+        mine.session_state["lang"] = "en"
+        mine.session_state["own_models"] = [entry.name]
+        mine.session_state["arch"], mine.session_state["backbone"] = entry.architecture, entry.backbone
+        mine.run()
+        assert not mine.exception, [e.value for e in mine.exception]
+        assert entry.backbone in mine.selectbox(key="backbone").options
+        assert mine.selectbox(key="backbone").value == entry.backbone
 
-    other = AppTest.from_file(str(REPO / "pages" / "1_Segment.py"), default_timeout=120)
-    other.session_state["lang"] = "en"
-    other.session_state["arch"] = entry.architecture
-    other.run()
-    assert not other.exception, [e.value for e in other.exception]
-    assert entry.backbone not in other.selectbox(key="backbone").options
+        other = AppTest.from_file(str(REPO / "pages" / "1_Segment.py"), default_timeout=120)
+        other.session_state["lang"] = "en"
+        other.session_state["arch"] = entry.architecture
+        other.run()
+        assert not other.exception, [e.value for e in other.exception]
+        assert entry.backbone not in other.selectbox(key="backbone").options
+    finally:  # the registry is process-wide: leave it as other tests expect
+        registry.unregister(entry.name)
