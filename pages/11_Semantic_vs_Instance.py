@@ -103,7 +103,7 @@ st.markdown(tr("instances.compare.intro"))
 kept = None
 if steps is not None:
     kept = inst.kept_instances(steps, score_threshold, mask_threshold)
-    class_names = loaded.categories
+    class_names = ui_inst.display_class_names(loaded)
     semantic_entry = inst.semantic_partner(loaded, registry.list_models(), lambda e: weights.locate(e) is not None)
     if semantic_entry is not None:
         image = InputImage(image_key, image_key, rgb)
@@ -130,10 +130,10 @@ if steps is not None:
     if kept.count:
         rows = []
         for k in range(kept.count):
-            name = class_names[int(kept.labels[k])]
-            row = {tr("instances.col.object"): k + 1, tr("instances.col.class"): name}
+            coco_name = loaded.categories[int(kept.labels[k])]
+            row = {tr("instances.col.object"): k + 1, tr("instances.col.class"): class_names[int(kept.labels[k])]}
             if len(class_names) > 2:
-                voc = inst.voc_class_of(name)
+                voc = inst.voc_class_of(coco_name)
                 row[tr("instances.col.voc_class")] = "—" if voc is None else i18n.class_name("voc", voc, lang)
             rows.append({**row, tr("instances.col.score"): round(float(kept.scores[k]), 3),
                          tr("instances.col.box"): ", ".join(f"{v:.0f}" for v in kept.boxes[k]),
@@ -143,7 +143,7 @@ if steps is not None:
         with st.expander(tr("instances.coco_voc.title")):
             st.markdown(tr("instances.coco_voc.intro"))
             st.dataframe([{"VOC": i18n.class_name("voc", voc, lang), "COCO": coco,
-                           "COCO id": class_names.index(coco)} for coco, voc in inst.COCO_TO_VOC.items()],
+                           "COCO id": loaded.categories.index(coco)} for coco, voc in inst.COCO_TO_VOC.items()],
                          hide_index=True)
     else:
         st.info(tr("instances.none_kept", t=score_threshold))

@@ -108,8 +108,8 @@ def load_pennfudan_semantic(split: str, short_side: int | None,
         if short_side is not None:
             h, w = label.shape
             size = (max(1, round(w * short_side / min(h, w))), max(1, round(h * short_side / min(h, w))))
-            image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-            label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
+            image = np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
+            label = np.array(Image.fromarray(label).resize(size, Image.NEAREST))
         images.append(image)
         labels.append(label)
     return images, labels, names

@@ -47,12 +47,13 @@ from torch import nn
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes
 
+from segdemo.data.labels import PERSON
 from segdemo.evaluate.panoptic_io import masks_to_instance_ids
 from segdemo.i18n.errors import UserError
 
 DEFAULT_INSTANCE_MODEL = "maskrcnn_mobilenet_v2_pennfudan"
 CONNECTIVITY_8 = np.ones((3, 3), dtype=bool)  # 8-connectivity: corner neighbours join a region
-PERSON_RGB = (220, 20, 60)  # one colour for the class "person" (Cityscapes' person red)
+PERSON_RGB = PERSON.colors[PERSON.classes.index("person")]  # one colour for the class "person"
 BACKGROUND_RGB = (0, 0, 0)
 # One colour per object (Tableau 10): neighbouring instances stay distinguishable.
 INSTANCE_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from segdemo import config
+from segdemo import config, i18n
 from segdemo.data import pennfudan
 from segdemo.data.datasets import DatasetMissingError
 from segdemo.labs import instances as inst
@@ -112,3 +112,16 @@ def decode_upload(file_id: str, data_fn: Callable[[], bytes], name: str) -> Inpu
 def data_dir_key() -> str:
     """The data folder as a cache key (a changed SEGDEMO_DATA_DIR is a different entry)."""
     return str(config.data_dir())
+
+
+def display_class_names(loaded: inst.LoadedInstanceModel) -> list[str]:
+    """The instance model's class names as the page shows them: person-only models through the
+    person label set, COCO categories through their VOC class where there is one (else COCO's English)."""
+    lang = state.current_lang()
+    if len(loaded.categories) <= 2:
+        return [i18n.class_name("person", "background" if c == "__background__" else c, lang) for c in loaded.categories]
+    names = []
+    for c in loaded.categories:
+        voc = inst.voc_class_of(c)
+        names.append(i18n.class_name("voc", voc, lang) if voc is not None and lang != "en" else c)
+    return names
