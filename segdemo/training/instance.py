@@ -83,10 +83,12 @@ def training_pair(sample: PennFudanSample, rng: np.random.Generator) -> tuple[to
 
 @torch.no_grad()
 def predict_instances(model: nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Boxes (x1, y1, x2, y2), scores and (N, H, W) mask probabilities of one RGB image."""
+    """Boxes (x1, y1, x2, y2), labels, scores and (N, H, W) mask probabilities of one RGB image
+    (on the model's device; the results on the CPU)."""
     model.eval()
-    out = model([to_tensor(image)])[0]
-    return {"boxes": out["boxes"].numpy(), "scores": out["scores"].numpy(),
+    device = next(model.parameters()).device
+    out = {k: v.cpu() for k, v in model([to_tensor(image).to(device)])[0].items()}
+    return {"boxes": out["boxes"].numpy(), "labels": out["labels"].numpy(), "scores": out["scores"].numpy(),
             "masks": out["masks"][:, 0].numpy()}
 
 
