@@ -139,14 +139,14 @@ if steps is not None:
                          tr("instances.col.box"): ", ".join(f"{v:.0f}" for v in kept.boxes[k]),
                          tr("instances.col.pixels"): int(kept.masks[k].sum())})
         st.dataframe(rows, hide_index=True)
+    else:
+        st.info(tr("instances.none_kept", t=score_threshold))
     if len(class_names) > 2:
         with st.expander(tr("instances.coco_voc.title")):
             st.markdown(tr("instances.coco_voc.intro"))
             st.dataframe([{"VOC": i18n.class_name("voc", voc, lang), "COCO": coco,
                            "COCO id": loaded.categories.index(coco)} for coco, voc in inst.COCO_TO_VOC.items()],
                          hide_index=True)
-    else:
-        st.info(tr("instances.none_kept", t=score_threshold))
 
     # ------------------------------------------------------------ counting by connected components
     st.header(tr("instances.sec.components"))

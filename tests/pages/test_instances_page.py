@@ -140,3 +140,13 @@ def test_coco_model_offline_says_where_to_put_the_file(lang: str, tmp_path: Path
     no_exception(at)
     assert any("maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in i.value for i in at.info), [i.value for i in at.info]
     assert any(i18n.t("instances.sec.pq", lang) == h.value for h in at.header)
+
+
+def test_detections_table_without_a_none_kept_note(data_dir: Path) -> None:
+    """With detections kept, the table is shown and the "none kept" note is not."""
+    at = run("en")
+    no_exception(at)
+    if not TRAINED:
+        pytest.skip("needs the trained instance model")
+    none_kept = i18n.t("instances.none_kept", "en", t=0.5)
+    assert at.dataframe and not any(none_kept == i.value for i in at.info)
