@@ -23,8 +23,10 @@ from segdemo.inference.pipeline import normalize
 from segdemo.inference.tiling import mirror_pad
 from segdemo.models.builders import count_params
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from segdemo.training.augment import (BASIC, augment_crop, elastic_deform, parse_augmentations, random_scale,
+from segdemo.training.augment import (BASIC, MIXING, augment_crop, elastic_deform, parse_augmentations, random_scale,
                                       resize_pair, scaled_window)
+from segdemo.training.losses import SegmentationLoss
+from segdemo.training.mixing import mix_batch
 from segdemo.training.cards import evaluate_camvid, evaluate_isbi, inference_ms, make_card
 from segdemo.training.recipes import (CAMVID_CROP, CAMVID_EVAL_SIZES, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
                                       ISBI_TRAIN_SLICES, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
@@ -53,6 +55,8 @@ def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, 
     ``images``: N x 3 x H x W uint8, ``labels`` N x H x W, stored at ``TRAIN_STORE_SCALE``
     of 480x360. A window of the size that becomes a 224x176 crop at the drawn
     scale is cut out first and only that window is resized (cheap on a CPU).
+    With ``cutmix`` / ``mixup`` the crops are then mixed pairwise
+    (:func:`segdemo.training.mixing.mix_batch`); with ``mixup`` the labels are soft, N x C x H x W.
     """
     crop_w, crop_h = CAMVID_CROP
     out_x, out_y = [], []
@@ -65,7 +69,10 @@ def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, 
         img, lbl = augment_crop(img, lbl, augment, generator, CAMVID.ignore_index)
         out_x.append(img)
         out_y.append(lbl)
-    return normalize(torch.cat(out_x), IMAGENET_MEAN, IMAGENET_STD), torch.cat(out_y).long()
+    x, y = torch.cat(out_x), torch.cat(out_y)
+    if augment & MIXING:
+        x, y = mix_batch(x, y, augment, generator, CAMVID.num_classes, CAMVID.ignore_index)
+    return normalize(x, IMAGENET_MEAN, IMAGENET_STD), (y if y.is_floating_point() else y.long())
 
 
 def isbi_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, in_tile: int, out_tile: int,
@@ -215,7 +222,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     print(f"data loaded in {time.monotonic() - t0:.1f}s: {len(train_x)} training images; "
           f"class weights {np.round(weights.numpy(), 2).tolist()}", file=sys.stderr)
 
-    criterion = nn.CrossEntropyLoss(weight=weights.to(device), ignore_index=ignore)
+    criterion = SegmentationLoss(weight=weights.to(device), ignore_index=ignore)  # hard or soft (MixUp) targets
     optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
     batch_size = args.batch_size or recipe.batch_size
     if recipe.dataset == "camvid":
