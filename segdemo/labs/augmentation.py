@@ -151,7 +151,7 @@ def apply(op: str, rgb: np.ndarray, labels: np.ndarray, params: dict[str, float]
 
 
 def colour(labels: np.ndarray) -> np.ndarray:
-    """The label map in CamVid's palette (void in its light ignore colour)."""
+    """The label map in CamVid's palette (void black)."""
     from segdemo.render.overlay import colorize
 
     return colorize(labels, CAMVID)
