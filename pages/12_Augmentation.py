@@ -37,8 +37,9 @@ try:
 except datasets.DatasetMissingError:
     n_frames = 0
 src_col, frame_col, frame_b_col = st.columns([1.2, 1, 1])
-source = src_col.radio(tr("aug.source"), ["camvid", "upload"], key="aug_source", horizontal=True,
-                       format_func=lambda s: tr(f"aug.source.{s}"))
+source = widgets.stable_choice(src_col.radio, tr("aug.source"), ["camvid", "upload"], "aug_source",
+                              horizontal=True,
+                              format_func={s: tr(f"aug.source.{s}") for s in ("camvid", "upload")}.__getitem__)
 pair = second = None
 scaled = False
 if source == "upload":
@@ -68,7 +69,7 @@ if scaled:
 
 # ---------------------------------------------------------------- the augmentation and its controls
 op = widgets.stable_choice(st.radio, tr("aug.op"), OPS, "aug_op", horizontal=True,
-                           format_func=lambda o: tr(f"aug.op.{o}"))
+                           format_func={o: tr(f"aug.op.{o}") for o in OPS}.__getitem__)
 controls = st.columns(len(aug.OPS[op]) + 1)
 params = {}
 for col, p in zip(controls, aug.OPS[op]):
