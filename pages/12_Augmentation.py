@@ -16,7 +16,7 @@ OPS = list(aug.OPS)
 DRAWS = "aug_draws"  # how many random draws this session made (the next draw's seed)
 
 settings = sidebar.setup_page("page.augmentation", show_model=False, show_overlay=False)
-st.markdown(tr("aug.intro"))
+st.caption(tr("aug.intro"))
 st.session_state.setdefault(DRAWS, 0)
 st.session_state.setdefault("aug_op", "affine")
 for op in OPS:
@@ -36,9 +36,8 @@ try:
     n_frames = aug.camvid_count()
 except datasets.DatasetMissingError:
     n_frames = 0
-src_col, frame_col, frame_b_col = st.columns([1.2, 1, 1])
+src_col, frame_col, frame_b_col, op_col = st.columns([1, 0.8, 0.8, 1.4])
 source = widgets.stable_choice(src_col.radio, tr("aug.source"), ["camvid", "upload"], "aug_source",
-                              horizontal=True,
                               format_func={s: tr(f"aug.source.{s}") for s in ("camvid", "upload")}.__getitem__)
 pair = second = None
 scaled = False
@@ -68,7 +67,7 @@ if scaled:
     st.caption(tr("aug.scaled", w=labels.shape[1], h=labels.shape[0]))
 
 # ---------------------------------------------------------------- the augmentation and its controls
-op = widgets.stable_choice(st.radio, tr("aug.op"), OPS, "aug_op", horizontal=True,
+op = widgets.stable_choice(op_col.selectbox, tr("aug.op"), OPS, "aug_op",
                            format_func={o: tr(f"aug.op.{o}") for o in OPS}.__getitem__)
 controls = st.columns(len(aug.OPS[op]) + 1)
 params = {}
@@ -87,7 +86,7 @@ if op not in aug.MIXING_OPS:
     c4.image(aug.colour(out_labels), caption=tr("aug.after_mask", void=void), width="stretch")
 else:
     b_rgb, b_labels = aug.match(*second, labels.shape)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 0.9])
     c1.image(rgb, caption=tr("aug.image_a"), width="stretch")
     c1.image(aug.colour(labels), caption=tr("aug.labels_a"), width="stretch")
     c2.image(b_rgb, caption=tr("aug.image_b"), width="stretch")
@@ -97,10 +96,9 @@ else:
         view = aug.cutmix((rgb, labels), (b_rgb, b_labels), params)
         c3.image(view.image, caption=tr("aug.mixed_image"), width="stretch")
         c3.image(aug.colour(view.labels), caption=tr("aug.mixed_labels"), width="stretch")
+        c4.metric(tr("aug.cutmix.share_a"), f"{1 - view.share_b:.1%}")
+        c4.metric(tr("aug.cutmix.share_b", h=view.box.height, w=view.box.width), f"{view.share_b:.1%}")
         st.caption(tr("aug.cutmix.explain"))
-        m1, m2 = st.columns(2)
-        m1.metric(tr("aug.cutmix.share_a"), f"{1 - view.share_b:.1%}")
-        m2.metric(tr("aug.cutmix.share_b", h=view.box.height, w=view.box.width), f"{view.share_b:.1%}")
         shares = aug.class_shares(view.labels)
         rows = [{tr("aug.col.class"): name, tr("aug.col.from_a"): int(view.classes_a[i]),
                  tr("aug.col.from_b"): int(view.classes_b[i]), tr("aug.col.share"): f"{shares[i]:.1%}"}
@@ -111,24 +109,24 @@ else:
     else:
         view = aug.mixup((rgb, labels), (b_rgb, b_labels), params["alpha"])
         c3.image(view.image, caption=tr("aug.mixed_image"), width="stretch")
-        st.caption(tr("aug.mixup.explain"))
-        lab.latex(r"t_{ic} = \alpha\,[y^a_i = c] + (1-\alpha)\,[y^b_i = c],\qquad "
-                  r"L = \frac{\sum_i \sum_c w_c\, t_{ic}\,(-\log p_{ic})}{\sum_i \sum_c w_c\, t_{ic}}")
         shares = aug.class_shares(view.soft)
-        cls = c3.selectbox(tr("aug.mixup.class"), range(len(names)), key="aug_mix_class",
-                           format_func=lambda i: f"{names[i]} ({shares[i]:.1%})")
+        cls = c4.selectbox(tr("aug.mixup.class"), range(len(names)), key="aug_mix_class",
+                           format_func=[f"{n} ({shares[i]:.1%})" for i, n in enumerate(names)].__getitem__)
         c3.image(aug.probability_image(view.soft, int(cls)), caption=tr("aug.mixup.prob", cls=names[int(cls)]),
                  width="stretch")
-        st.markdown(tr("aug.mixup.loss_title"))
         loss = lab.lab_cache("aug_loss", (aug.fingerprint(view.image, view.soft, labels),),
                              lambda: aug.implied_loss(view, labels))
         if loss is None:
-            st.info(tr("aug.mixup.no_model"))
+            c4.info(tr("aug.mixup.no_model"))
         else:
-            m1, m2, m3 = st.columns(3)
-            m1.metric(tr("aug.mixup.loss_soft"), f"{loss.soft:.3f}")
-            m2.metric(tr("aug.mixup.loss_hard"), f"{loss.hard_a:.3f}")
-            m3.metric(tr("aug.mixup.loss_floor"), f"{loss.floor:.3f}")
+            c4.metric(tr("aug.mixup.loss_soft"), f"{loss.soft:.3f}")
+            c4.metric(tr("aug.mixup.loss_hard"), f"{loss.hard_a:.3f}")
+            c4.metric(tr("aug.mixup.loss_floor"), f"{loss.floor:.3f}")
+        st.caption(tr("aug.mixup.explain"))
+        st.markdown(tr("aug.mixup.loss_title"))
+        lab.latex(r"t_{ic} = \alpha\,[y^a_i = c] + (1-\alpha)\,[y^b_i = c],\qquad "
+                  r"L = \frac{\sum_i \sum_c w_c\, t_{ic}\,(-\log p_{ic})}{\sum_i \sum_c w_c\, t_{ic}}")
+        if loss is not None:
             st.caption(tr("aug.mixup.loss_note", model=aug.LOSS_MODEL))
 st.caption(tr("aug.transfer_note"))
 

@@ -28,7 +28,8 @@ def fits(page, what: str) -> None:  # noqa: ANN001
 
 
 def choose_op(page, lang: str, op: str) -> None:  # noqa: ANN001
-    page.locator('[class*="st-key-aug_op"] label').filter(has_text=i18n.t(f"aug.op.{op}", lang)).first.click()
+    page.locator('[class*="st-key-aug_op"] [data-testid="stSelectbox"]').get_by_role("button").first.click()
+    page.get_by_role("option", name=i18n.t(f"aug.op.{op}", lang), exact=True).click()
     settle(page)
 
 
