@@ -8,7 +8,7 @@ import streamlit as st
 from segdemo.data import datasets
 from segdemo.data.labels import CAMVID
 from segdemo.labs import augmentation as aug
-from segdemo.ui import inputs, sidebar, widgets
+from segdemo.ui import inputs, sidebar, state, widgets
 from segdemo.ui import labs as lab
 from segdemo.ui.state import tr
 
@@ -17,18 +17,23 @@ DRAWS = "aug_draws"  # how many random draws this session made (the next draw's 
 
 settings = sidebar.setup_page("page.augmentation", show_model=False, show_overlay=False)
 st.caption(tr("aug.intro"))
+PARAMS = "aug_params"  # op -> {parameter: value}: survives a change of augmentation or language
 st.session_state.setdefault(DRAWS, 0)
 st.session_state.setdefault("aug_op", "affine")
-for op in OPS:
-    for name, value in aug.defaults(op).items():
-        st.session_state.setdefault(f"aug_{op}_{name}", value)
+st.session_state.setdefault(PARAMS, {op: aug.defaults(op) for op in OPS})
+
+
+def control_key(op: str, name: str) -> str:
+    """A slider's key: one widget per language (a relabelled widget would restart at its minimum)."""
+    return f"aug_{op}_{name}@{state.current_lang()}"
 
 
 def random_draw(op: str) -> None:
     """Button callback: new values for ``op``'s controls (before the widgets are drawn)."""
     st.session_state[DRAWS] += 1
     for name, value in aug.random_params(op, st.session_state[DRAWS]).items():
-        st.session_state[f"aug_{op}_{name}"] = value
+        st.session_state[PARAMS][op][name] = value
+        st.session_state[control_key(op, name)] = value
 
 
 # ---------------------------------------------------------------- inputs
@@ -72,7 +77,11 @@ op = widgets.stable_choice(op_col.selectbox, tr("aug.op"), OPS, "aug_op",
 controls = st.columns(len(aug.OPS[op]) + 1)
 params = {}
 for col, p in zip(controls, aug.OPS[op]):
-    params[p.name] = col.slider(tr(f"aug.param.{p.name}"), p.low, p.high, step=p.step, key=f"aug_{op}_{p.name}")
+    key = control_key(op, p.name)
+    if key not in st.session_state:  # first shown, or cleared while another augmentation was shown
+        st.session_state[key] = st.session_state[PARAMS][op][p.name]
+    params[p.name] = col.slider(tr(f"aug.param.{p.name}"), p.low, p.high, step=p.step, key=key)
+    st.session_state[PARAMS][op][p.name] = params[p.name]
 controls[-1].button(tr("aug.draw"), key="aug_draw", on_click=random_draw, args=(op,), type="primary",
                     help=tr("aug.draw_help", n=st.session_state[DRAWS] + 1), width="stretch")
 

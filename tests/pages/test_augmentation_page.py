@@ -42,23 +42,31 @@ def test_page_opens_and_random_draw_sets_the_controls(lang: str, data_dir: Path)
 
     at = run(lang, "rotate", data_dir)
     no_problems(at)
-    assert at.slider(key="aug_rotate_degrees").value == aug.defaults("rotate")["degrees"]
+    assert at.slider(key=f"aug_rotate_degrees@{lang}").value == aug.defaults("rotate")["degrees"]
     at.button(key="aug_draw").click().run()
     no_problems(at)
     drawn = aug.random_params("rotate", 1)["degrees"]
-    assert at.slider(key="aug_rotate_degrees").value == pytest.approx(drawn)
+    assert at.slider(key=f"aug_rotate_degrees@{lang}").value == pytest.approx(drawn)
     assert -45 <= drawn <= 45
+    # another augmentation and back, then the other language: the drawn value stays
+    at.selectbox(key=f"aug_op@{lang}").set_value("flip").run()
+    at.selectbox(key=f"aug_op@{lang}").set_value("rotate").run()
+    other = "en" if lang == "ko" else "ko"
+    at.session_state["lang"] = other
+    at.run()
+    no_problems(at)
+    assert at.slider(key=f"aug_rotate_degrees@{other}").value == pytest.approx(drawn)
     # the comparison table is on the page, with the recorded figures
     recorded = aug.results_table()
-    table = next(df.value for df in at.dataframe if i18n.t("aug.results.col.miou", lang) in df.value.columns)
-    assert list(table[i18n.t("aug.results.col.miou", lang)]) == [f"{r['val_miou']:.3f}" for r in recorded["runs"]]
+    table = next(df.value for df in at.dataframe if i18n.t("aug.results.col.miou", other) in df.value.columns)
+    assert list(table[i18n.t("aug.results.col.miou", other)]) == [f"{r['val_miou']:.3f}" for r in recorded["runs"]]
 
 
 @pytest.mark.data
 def test_cutmix_shares_are_the_pixel_counts(data_dir: Path) -> None:
     at = run("en", "cutmix", data_dir)
     no_problems(at)
-    share = at.slider(key="aug_cutmix_share").value
+    share = at.slider(key="aug_cutmix_share@en").value
     h, w = 360, 480  # CamVid frames
     bh, bw = round(h * math.sqrt(share)), round(w * math.sqrt(share))
     assert metric(at, "aug.cutmix.share_b", "en", h=bh, w=bw) == f"{bh * bw / (h * w):.1%}"
@@ -75,7 +83,7 @@ def test_mixup_loss_is_the_soft_cross_entropy(data_dir: Path) -> None:
 
     at = run("en", "mixup", data_dir)
     no_problems(at)
-    alpha = at.slider(key="aug_mixup_alpha").value
+    alpha = at.slider(key="aug_mixup_alpha@en").value
     images, labels, _ = datasets.load_camvid("train", indices=[0, 42])
     mixed = np.clip(np.round(alpha * images[0].astype(np.float64) + (1 - alpha) * images[1]), 0, 255).astype(np.uint8)
     soft = np.zeros((11, 360, 480))
