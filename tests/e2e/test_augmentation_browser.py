@@ -28,8 +28,21 @@ def fits(page, what: str) -> None:  # noqa: ANN001
 
 
 def choose_op(page, lang: str, op: str) -> None:  # noqa: ANN001
-    page.locator('[class*="st-key-aug_op"] [data-testid="stSelectbox"]').get_by_role("button").first.click()
-    page.get_by_role("option", name=i18n.t(f"aug.op.{op}", lang), exact=True).click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[class*="st-key-aug_op"] [data-testid="stSelectbox"]')
+    option = page.get_by_role("option", name=i18n.t(f"aug.op.{op}", lang), exact=True)
+    for _ in range(4):  # the list may close again when a rerun redraws the box just after the click
+        box.get_by_role("combobox").click()
+        try:
+            option.wait_for(timeout=5000)
+            option.click()
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            settle(page)
+    else:
+        pytest.fail(f"could not choose {op} in the augmentation list")
     settle(page)
 
 
