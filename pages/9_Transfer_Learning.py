@@ -85,6 +85,8 @@ with tab_train:
         else:
             p1.image(preview.image, caption=tr("tl.aug.image"), width="stretch")
             p2.image(preview.mask, caption=tr("tl.aug.mask", void=preview.void_share), width="stretch")
+            if set(augment) & {"cutmix", "mixup"}:
+                st.caption(tr("tl.aug.mixing_note"))
 
     if c2.button(tr("tl.start"), type="primary", key="tl_start", width="stretch"):
         config = live.LiveRunConfig(strategy=strategy, train_size=int(size), lr=float(lr), epochs=int(epochs),

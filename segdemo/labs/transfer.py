@@ -136,7 +136,8 @@ class AugmentationPreview:
 
 
 def augmentation_preview(index: int, augment: frozenset[str], seed: int) -> AugmentationPreview:
-    """CamVid train image ``index`` through :func:`segdemo.training.loop.camvid_batch` with ``augment``."""
+    """CamVid train image ``index`` through :func:`segdemo.training.loop.camvid_batch` with ``augment``
+    (CutMix / MixUp need a second image of the batch: the Data augmentation page shows them)."""
     from segdemo.data.labels import CAMVID
     from segdemo.render.overlay import colorize
     from segdemo.training.live import camvid_in_memory
@@ -145,7 +146,10 @@ def augmentation_preview(index: int, augment: frozenset[str], seed: int) -> Augm
 
     data = camvid_in_memory()
     gen = torch.Generator().manual_seed(int(seed))
-    x, y = camvid_batch(data["train_x"], data["train_y"], torch.tensor([int(index)]), gen, augment)
+    from segdemo.training.augment import MIXING
+
+    x, y = camvid_batch(data["train_x"], data["train_y"], torch.tensor([int(index)]), gen,
+                        frozenset(augment) - MIXING)
     mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_STD)[:, None, None]
     rgb = ((x[0] * std + mean) * 255).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()

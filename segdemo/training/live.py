@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from segdemo.data import datasets
 from segdemo.data.labels import CAMVID
@@ -142,6 +141,7 @@ def train_live_run(run: LiveRun, report: Any, should_stop: Any, out_dir: Path) -
     """Train ``run`` (called on the worker thread); ``report(**fields)`` updates its state."""
     from segdemo.evaluate.scoring import score_predictions
     from segdemo.training.cards import predict_camvid
+    from segdemo.training.losses import SegmentationLoss
     from segdemo.training.loop import camvid_batch, save_weights, seed_everything, train_epoch
     from segdemo.training.recipes import RECIPES, apply_strategy, build, camvid_train_subset, class_weights, lr_at
 
@@ -156,7 +156,7 @@ def train_live_run(run: LiveRun, report: Any, should_stop: Any, out_dir: Path) -
     report(trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
            total_params=sum(p.numel() for p in model.parameters()))
     weights = class_weights(data["train_labels"][subset], CAMVID.num_classes, CAMVID.ignore_index)
-    criterion = nn.CrossEntropyLoss(weight=weights, ignore_index=CAMVID.ignore_index)
+    criterion = SegmentationLoss(weight=weights, ignore_index=CAMVID.ignore_index)  # soft targets with MixUp
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
     steps = max(len(train_x) // cfg.batch_size, 1)
     total = steps * cfg.epochs

@@ -23,8 +23,10 @@ from segdemo.inference.pipeline import normalize
 from segdemo.inference.tiling import mirror_pad
 from segdemo.models.builders import count_params
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from segdemo.training.augment import (BASIC, augment_crop, elastic_deform, parse_augmentations, random_scale,
+from segdemo.training.augment import (BASIC, MIXING, augment_crop, elastic_deform, parse_augmentations, random_scale,
                                       resize_pair, scaled_window)
+from segdemo.training.losses import SegmentationLoss
+from segdemo.training.mixing import mix_batch
 from segdemo.training.cards import evaluate_camvid, evaluate_isbi, evaluate_pennfudan, inference_ms, make_card
 from segdemo.training.recipes import (CAMVID_CROP, CAMVID_EVAL_SIZES, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
                                       ISBI_TRAIN_SLICES, PENNFUDAN_FULL_SHORT_SIDE, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
@@ -47,7 +49,8 @@ def seed_everything(seed: int) -> None:
 
 def camvid_batch(images: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor | Sequence[torch.Tensor],
                  idx: torch.Tensor, generator: torch.Generator, augment: frozenset[str] = BASIC,
-                 void: int = CAMVID.ignore_index) -> tuple[torch.Tensor, torch.Tensor]:
+                 void: int = CAMVID.ignore_index,
+                 num_classes: int = CAMVID.num_classes) -> tuple[torch.Tensor, torch.Tensor]:
     """Random 224x176 crops (at a random scale of 0.5-0.75 of full resolution with ``scale``)
     and the other enabled augmentations (:mod:`segdemo.training.augment`).
 
@@ -56,6 +59,8 @@ def camvid_batch(images: torch.Tensor | Sequence[torch.Tensor], labels: torch.Te
     sizes works too (Penn-Fudan). A window of the size that becomes a 224x176 crop at
     the drawn scale is cut out first and only that window is resized (cheap on a CPU).
     ``void`` fills label pixels a rotation brings in from outside.
+    With ``cutmix`` / ``mixup`` the crops are then mixed pairwise
+    (:func:`segdemo.training.mixing.mix_batch`); with ``mixup`` the labels are soft, N x C x H x W.
     """
     crop_w, crop_h = CAMVID_CROP
     out_x, out_y = [], []
@@ -69,7 +74,10 @@ def camvid_batch(images: torch.Tensor | Sequence[torch.Tensor], labels: torch.Te
         img, lbl = augment_crop(img, lbl, augment, generator, void)
         out_x.append(img)
         out_y.append(lbl)
-    return normalize(torch.cat(out_x), IMAGENET_MEAN, IMAGENET_STD), torch.cat(out_y).long()
+    x, y = torch.cat(out_x), torch.cat(out_y)
+    if augment & MIXING:
+        x, y = mix_batch(x, y, augment, generator, num_classes, void)
+    return normalize(x, IMAGENET_MEAN, IMAGENET_STD), (y if y.is_floating_point() else y.long())
 
 
 def isbi_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, in_tile: int, out_tile: int,
@@ -228,7 +236,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     print(f"data loaded in {time.monotonic() - t0:.1f}s: {len(train_x)} training images; "
           f"class weights {np.round(weights.numpy(), 2).tolist()}", file=sys.stderr)
 
-    criterion = nn.CrossEntropyLoss(weight=weights.to(device), ignore_index=ignore)
+    criterion = SegmentationLoss(weight=weights.to(device), ignore_index=ignore)  # hard or soft (MixUp) targets
     optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
     batch_size = args.batch_size or recipe.batch_size
     if photos:
@@ -261,7 +269,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
             def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = order[step * batch_size : (step + 1) * batch_size]
-                return camvid_batch(train_x, train_y, idx, gen, augment, ignore)
+                return camvid_batch(train_x, train_y, idx, gen, augment, ignore, label_set.num_classes)
         else:
             def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = torch.randint(0, len(train_x), (batch_size,), generator=gen)
