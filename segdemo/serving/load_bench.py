@@ -54,6 +54,8 @@ class LoadResult:
     payload_kb: list[float] = field(default_factory=list)  # bytes received by the upload run
     display_payload_kb: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    server_cpu_s: float = 0.0  # server CPU time from the upload signal to the last session's end
+    load_avg: float = 0.0  # the machine's 1-minute load average at the end (others' work included)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -72,6 +74,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its threads so far (Linux ``/proc``; 0 elsewhere).
+
+    On a machine shared with other work, wall-clock times depend on the others' load;
+    the CPU time the server spends per session does not (much).
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_mb(pid: int) -> float:
@@ -189,10 +204,12 @@ async def _load(url: str, n: int, pid: int, images: Sequence[tuple[str, bytes]])
     deadline = time.monotonic() + 60 + 2 * n
     while ready_count[0] + len(result.errors) < n and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
     start.set()
     await asyncio.gather(*tasks)
     result.wall_s = time.perf_counter() - t0
+    result.server_cpu_s = cpu_seconds(pid) - cpu0
+    result.load_avg = os.getloadavg()[0]
     stop.set()
     sampler.join()
     result.rss_end_mb = rss_mb(pid)
@@ -223,7 +240,7 @@ def run_load(session_counts: Sequence[int], env: dict[str, str] | None = None,
 def format_results(results: Sequence[LoadResult]) -> str:
     """A table of the figures with the goals of issue 15."""
     header = ("sessions", "upload p50", "p95", "max", "display p50", "p95", "errors", "RSS peak MB",
-              "KB/upload run", "KB/display run")
+              "KB/upload run", "KB/display run", "server CPU s/session", "load avg")
     rows = [header]
     for r in results:
         rows.append((str(r.sessions), f"{percentile(r.upload_s, 50):.2f}", f"{percentile(r.upload_s, 95):.2f}",
@@ -231,12 +248,15 @@ def format_results(results: Sequence[LoadResult]) -> str:
                      f"{percentile(r.display_s, 50):.2f}", f"{percentile(r.display_s, 95):.2f}",
                      str(len(r.errors)), f"{r.rss_peak_mb:.0f}",
                      f"{statistics.mean(r.payload_kb) if r.payload_kb else 0:.0f}",
-                     f"{statistics.mean(r.display_payload_kb) if r.display_payload_kb else 0:.0f}"))
+                     f"{statistics.mean(r.display_payload_kb) if r.display_payload_kb else 0:.0f}",
+                     f"{r.server_cpu_s / max(1, r.sessions):.2f}", f"{r.load_avg:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("times in seconds; upload = upload request to the end of the run showing the result; "
-                 "display = view change right after")
+                 "display = view change right after; server CPU s/session = the server's CPU time "
+                 "(all threads) for one session's upload + display change, the figure least affected by "
+                 "other work on a shared machine; load avg = the machine's 1-min load at the end")
     for r in results:
         verdicts = []
         if r.sessions == 30:

@@ -25,7 +25,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-RUN_TIMEOUT_S = 120.0  # one script run; a rerun that takes longer is an error
+RUN_TIMEOUT_S = 120.0
+TRACE = False  # print each message's arrival (debugging the benchmark)  # one script run; a rerun that takes longer is an error
 
 
 @dataclass
@@ -148,6 +149,8 @@ class StreamlitSession:
                 break
             result.bytes_received += size
             kind = msg.WhichOneof("type")
+            if TRACE:
+                print(f"  {time.perf_counter() - t0:7.3f} {kind} {msg.delta.new_element.WhichOneof('type') if kind == 'delta' else ''}")
             if kind == "delta":
                 self._note_delta(msg, result)
             elif kind == "script_finished":
