@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import urllib.parse
 import uuid
@@ -40,6 +41,7 @@ class RunResult:
     texts: list[str] = field(default_factory=list)  # markdown/heading/alert/caption bodies
     images: list[str] = field(default_factory=list)  # media URLs and component image sources
     component_bytes: int = 0  # bytes of component arguments (inline payloads)
+    components: list[str] = field(default_factory=list)  # JSON data of st.components.v2 elements
     bytes_received: int = 0
     timed_out: bool = False
 
@@ -182,7 +184,12 @@ class StreamlitSession:
         elif kind == "bidi_component":
             payload = el.bidi_component.SerializeToString()
             result.component_bytes += len(payload)
-            result.images.append("sha1:" + hashlib.sha1(payload).hexdigest())
+            result.components.append(el.bidi_component.json)
+            try:
+                src = json.loads(el.bidi_component.json or "{}").get("src")
+            except (ValueError, AttributeError):
+                src = None
+            result.images.append(src or "sha1:" + hashlib.sha1(payload).hexdigest())
         widget = getattr(el, kind, None)
         wid = getattr(widget, "id", "") if widget is not None else ""
         if isinstance(wid, str) and wid:
