@@ -40,7 +40,8 @@ def show_image_notes(image: InputImage) -> None:
 MAX_KEPT_UPLOADS = 8  # per session and page: a lecture's few photos; the oldest goes first
 MAX_KEPT_PIXELS = 60_000_000  # per session and page (~180 MB of RGB): five 12-MP photos
 KEPT_PREFIX = "_kept_uploads_"  # + page key: {file id: InputImage}, oldest first
-EVICTED_PREFIX = "_kept_evicted_"  # + page key: names evicted in the last run (said once)
+HELD_PREFIX = "_uploader_held_"  # + page key: file ids the uploader widget held in the last run
+EVICTED_PREFIX = "_kept_evicted_"  # + page key: ids evicted while the uploader still holds them
 
 
 def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputImage]]) -> tuple[
@@ -48,25 +49,30 @@ def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputI
     """The images a user gave on page ``key`` this session: kept across page changes and language switches.
 
     ``current`` is what the uploader holds now ((file id, image)); ``widget_present`` tells
-    whether the uploader existed in the previous run (then a file missing from it was removed
-    by the user; otherwise the widget is new after a page change, and the kept images stay).
+    whether the uploader existed in the previous run (then a file it held and holds no more was
+    removed by the user; otherwise the widget is new after a page change, and the kept images stay).
     Bounded by :data:`MAX_KEPT_UPLOADS` and :data:`MAX_KEPT_PIXELS`; returns the kept images
-    (oldest first) and the names evicted now.
+    (oldest first) and the names of evicted files the uploader still shows (said while shown).
     """
     kept: dict[str, InputImage] = st.session_state.setdefault(KEPT_PREFIX + key, {})
     ids = {fid for fid, _ in current}
-    if widget_present:
-        for fid in [f for f in kept if f not in ids]:
-            del kept[fid]
+    # Files the uploader itself held in the previous run: one of those missing now was removed
+    # by the user. Kept images the (new) uploader never held stay.
+    held: set[str] = st.session_state.get(HELD_PREFIX + key, set()) if widget_present else set()
+    for fid in [f for f in kept if f in held and f not in ids]:
+        del kept[fid]
+    st.session_state[HELD_PREFIX + key] = ids
+    gone: set[str] = st.session_state.setdefault(EVICTED_PREFIX + key, set())
     for fid, image in current:
-        if fid not in kept:
+        if fid not in kept and fid not in gone:  # an evicted file still in the uploader stays out
             kept[fid] = image
-    evicted = []
     while len(kept) > MAX_KEPT_UPLOADS or (len(kept) > 1 and sum(i.rgb.shape[0] * i.rgb.shape[1]
                                                                for i in kept.values()) > MAX_KEPT_PIXELS):
         oldest = next(iter(kept))
-        evicted.append(kept.pop(oldest).name)
-    return list(kept.values()), evicted
+        kept.pop(oldest)
+        gone.add(oldest)
+    gone.intersection_update(ids)  # forget ids the uploader no longer holds
+    return list(kept.values()), [image.name for fid, image in current if fid in gone]
 
 
 def forget_uploads(key: str) -> None:

@@ -169,8 +169,9 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
         click = click_image(data, size, image.name, "segment_click", f"{image.digest}")
         st.caption(tr("segment.heat_caption") if view in ("confidence", "entropy") else tr("segment.click_hint"))
         if scale < 1:
-            st.caption(tr("serving.display_scaled", w=size[1], h=size[0], W=image.rgb.shape[1], H=image.rgb.shape[0]))
-    with right:
+            st.caption(tr("serving.display_scaled", w=arrays["rgb"].shape[1], h=arrays["rgb"].shape[0],
+                          W=image.rgb.shape[1], H=image.rgb.shape[0]))
+        # under the picture: in view at 1280x800, where the class list would push it below the fold
         xy = clicked_pixel(click, view, arrays["rgb"].shape[:2], image.rgb.shape[:2]) if click else None
         if xy:
             st.subheader(tr("segment.topk_title", x=xy[0], y=xy[1]))
@@ -182,6 +183,7 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
                     format="%.3f", min_value=0.0, max_value=1.0)},
                 hide_index=True,
             )
+    with right:
         _downloads(image, pred, settings, hidden)
     if images and len(images) > 1 and st.toggle(tr("segment.show_all"), key="segment_show_all"):
         columns = st.columns(4)
