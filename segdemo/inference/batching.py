@@ -28,7 +28,7 @@ from typing import Callable, Hashable
 import torch
 
 MAX_BATCH = int(os.environ.get("SEGDEMO_MAX_BATCH", "8"))  # images per forward pass
-MAX_QUEUE = int(os.environ.get("SEGDEMO_MAX_QUEUE", "64"))  # waiting requests, all sessions together
+MAX_QUEUE = int(os.environ.get("SEGDEMO_MAX_QUEUE", "128"))  # waiting requests, all sessions together
 GATHER_S = float(os.environ.get("SEGDEMO_BATCH_GATHER_S", "0.005"))  # wait this long for company
 WAIT_TIMEOUT_S = 300.0
 

@@ -7,6 +7,7 @@ whole server (several students share one); a prediction is kept per session
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
@@ -23,6 +24,7 @@ from segdemo.ui.sidebar import Settings
 from segdemo.ui.state import tr
 
 MAX_CACHED_MODELS = 3
+QUEUE_FULL_RETRY_S = 60.0  # a request refused by a full inference queue is retried this long
 
 
 def _release_model(model: Any) -> None:
@@ -125,14 +127,21 @@ def predict_cached_keyed(image: InputImage, settings: Settings,
 
         forward = batching.WorkerForward(batching.shared_worker(), model, (name, identity, settings.device,
                                                                           settings.half), on_wait)
-        try:
-            pred, fell_back = predict_with_cpu_fallback(
-                model, entry, image.rgb, settings.inference_size, settings.device, settings.half,
-                cpu_model=lambda: get_model(name, settings, device="cpu"), run_forward=forward)
-        except batching.QueueFull:
-            waiting.empty()
-            st.warning(tr("serving.queue_full"))
-            st.stop()
+        deadline = time.monotonic() + QUEUE_FULL_RETRY_S
+        while True:
+            try:
+                pred, fell_back = predict_with_cpu_fallback(
+                    model, entry, image.rgb, settings.inference_size, settings.device, settings.half,
+                    cpu_model=lambda: get_model(name, settings, device="cpu"), run_forward=forward)
+                break
+            except batching.QueueFull:
+                # The queue is full: say so and try again shortly, for a bounded time.
+                if time.monotonic() > deadline:
+                    waiting.empty()
+                    st.warning(tr("serving.queue_full"))
+                    st.stop()
+                waiting.warning(tr("serving.queue_full_waiting", n=batching.shared_worker().queued()))
+                time.sleep(0.5)
         waiting.empty()
         if fell_back:
             st.warning(tr("model.oom"))
