@@ -29,18 +29,14 @@ UPLOAD = '.st-key-segment_uploader input[type="file"]'
 REPEATS = 5
 GOALS_MS = {"first_render": 4000.0, "display_1mp": 250.0, "display_12mp": 1000.0}
 
-_PAINTED = """([sel, old]) => new Promise((resolve) => {
-  const check = () => {
-    const all = [];
-    const walk = (root) => { root.querySelectorAll('*').forEach((n) => { if (n.shadowRoot) walk(n.shadowRoot);
-      if (n.matches && n.matches('img[data-testid="segdemo-result-image"]')) all.push(n); }); };
-    walk(document);
-    const el = all.find((i) => i.getAttribute('src') !== old && i.complete && i.naturalWidth > 0);
-    if (el) requestAnimationFrame(() => requestAnimationFrame(() => resolve(el.getAttribute('src'))));
-    else setTimeout(check, 10);
-  };
-  check();
-})"""
+OLD_FRAME = 'iframe[title*="streamlit_image_coordinates"]'  # main before issue 15: the picture inline
+
+
+def _result(page):  # noqa: ANN001, ANN201
+    """The result picture: segdemo's component, or (older versions) the click component's iframe."""
+    if page.locator(OLD_FRAME).count():
+        return page.frame_locator(OLD_FRAME).last.locator("img").first
+    return page.locator(RESULT).first
 
 
 def _photo(path: Path, megapixels: float) -> Path:
@@ -55,15 +51,29 @@ def _photo(path: Path, megapixels: float) -> Path:
 
 
 def _src(page) -> str:  # noqa: ANN001
-    return page.locator(RESULT).first.get_attribute("src") or ""
+    try:
+        return _result(page).get_attribute("src", timeout=1000) or ""
+    except Exception:  # noqa: BLE001 - the picture is being replaced
+        return ""
 
 
-def _timed_change(page, action: Callable[[], None]) -> float:  # noqa: ANN001
+def _timed_change(page, action: Callable[[], None], timeout_s: float = 180.0) -> float:  # noqa: ANN001
+    """Milliseconds from ``action`` to a new picture loaded (``complete``) and two frames painted."""
     old = _src(page)
     t0 = time.perf_counter()
     action()
-    page.evaluate(_PAINTED, [RESULT, old])
-    return (time.perf_counter() - t0) * 1000
+    deadline = t0 + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            img = _result(page)
+            if img.get_attribute("src", timeout=1000) not in ("", None, old) and img.evaluate(
+                    "i => new Promise(r => (i.complete && i.naturalWidth > 0) ? requestAnimationFrame("
+                    "() => requestAnimationFrame(() => r(true))) : r(false))"):
+                return (time.perf_counter() - t0) * 1000
+        except Exception:  # noqa: BLE001 - the frame or element is being replaced
+            pass
+        time.sleep(0.01)
+    raise TimeoutError("the picture did not change")
 
 
 def _view(page, view: str) -> Callable[[], None]:  # noqa: ANN001
@@ -106,6 +116,7 @@ def run_ui(log: Callable[[str], None] = print) -> dict[str, float]:
             for name, path in photos.items():
                 page.goto(f"{server.url}/Segment")  # a new session per photo
                 page.locator(UPLOAD).wait_for(state="attached")
+                time.sleep(1.0)
                 figures[f"upload_{name}"] = _timed_change(page, lambda: page.locator(UPLOAD).set_input_files(str(path)))
                 time.sleep(1.0)
                 changes = _display_changes(page)

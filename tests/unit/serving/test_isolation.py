@@ -42,6 +42,7 @@ async def _scenario(url: str) -> list[dict]:
         note(i, await s.rerun())
         if PLAN[i][0] == "en":
             s.set_widget(s.widget_id("lang"), string_value=i18n.LANGUAGES["en"])
+            runs[i]["texts"].clear()  # from here on, everything this session receives must be English
             note(i, await s.rerun())
 
     await asyncio.gather(*(prepare(i) for i in range(len(PLAN))))
@@ -57,7 +58,8 @@ async def _scenario(url: str) -> list[dict]:
     async def hide_a_class() -> None:
         s = sessions[0]
         box = next(wid for key, wid in s.widget_ids.items() if key.startswith("show_"))
-        s.set_widget(box, bool_value=not s.elements[box].checkbox.default)
+        shown = s.elements[box].checkbox  # the first (largest) class, ticked: untick it
+        s.set_widget(box, bool_value=not (shown.value if shown.set_value else shown.default))
         run = await s.rerun(fragment_id=s.fragment_of.get(box, ""))
         note(0, run)
         runs[0]["src_after_toggle"] = run.images[-1]
