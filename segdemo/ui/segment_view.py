@@ -160,7 +160,8 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
                                      format_func=state.options_formatter("segment.view."))
         st.subheader(tr("segment.classes"))
         st.caption(tr("segment.classes_help"))
-        areas = overlay.class_areas(pred.labels, label_set.num_classes)
+        areas = state.session_cache("class_areas", pred_key, lambda: overlay.class_areas(
+            pred.labels, label_set.num_classes), MAX_DISPLAY_ARRAYS)  # per prediction, not per rerun
         hidden = legend.class_legend_toggles(label_set, areas)
     arrays = display_arrays(image, pred, pred_key)
     data, size = encoded_view(arrays, pred, pred_key, view, settings, label_set, hidden)
