@@ -91,11 +91,21 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="also models without weights, with random weights (or SEGDEMO_ALLOW_RANDOM_WEIGHTS=1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--load", action="store_true",
+                        help="load benchmark: concurrent Streamlit sessions upload to one server (issue 15)")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 30],
+                        help="with --load: session counts to run in turn (default 1 10 30)")
+    parser.add_argument("--ui", action="store_true",
+                        help="browser timing of the Segment page in Chromium (first render, display changes)")
     return parser
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run the benchmark from parsed arguments and print the table."""
+    if args.load or args.ui:
+        from segdemo.serving import cli as serving_cli
+
+        return serving_cli.run_load_cli(args) if args.load else serving_cli.run_ui_cli(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or devices.auto_device()

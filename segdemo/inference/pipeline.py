@@ -259,13 +259,25 @@ def _sync(device: str) -> None:
         torch.mps.synchronize()
 
 
+def locked_forward(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model(x)`` behind the process-wide forward lock (one model object serves every session)."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with _forward_lock:
+            return model(x)
+    return run
+
+
 def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
-            inference_size: int | None = None, device: str = "cpu", half: bool = False) -> Prediction:
+            inference_size: int | None = None, device: str = "cpu", half: bool = False,
+            run_forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Prediction:
     """Segment one RGB image with ``model`` (already on ``device``).
 
     ``inference_size`` is the shorter side fed to the network (None: the
     original size). Forward passes are serialised by a lock: one model object
     serves every browser session, and reruns run in new threads.
+    ``run_forward`` replaces the direct call (the shared batching worker,
+    :mod:`segdemo.inference.batching`, passes one); it may record extra timings
+    in a ``timings`` attribute (dict of seconds) that is merged into the result's.
     """
     global _forward_passes
     dtype = torch.float16 if half else torch.float32
@@ -274,9 +286,9 @@ def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
         x, (h, w) = preprocess(rgb, entry, inference_size, device, dtype)
         _sync(device)
         t1 = time.perf_counter()
+        logits = (run_forward or locked_forward(model))(x)
         with _forward_lock:
-            logits = model(x)
-            _forward_passes += 1
+            _forward_passes += 1  # images through a forward pass (a batch of 3 counts 3)
         _sync(device)
         t2 = time.perf_counter()
         logits = logits.float()
@@ -286,9 +298,10 @@ def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
         labels = upsampled_labels(logits, rgb.shape[:2])
         logits_cpu = logits.cpu()
         t3 = time.perf_counter()
+    timings = {"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": t3 - t2}
+    timings.update(getattr(run_forward, "timings", {}))  # "forward" then excludes the wait in the queue
     return Prediction(
-        labels=labels, logits=logits_cpu,
-        timings={"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": t3 - t2},
+        labels=labels, logits=logits_cpu, timings=timings,
         device=device, model_name=entry.name, input_size=(h, w),
         input_capped=(h, w) != network_input_size(rgb.shape[:2], inference_size, math.inf),
     )
@@ -297,14 +310,16 @@ def predict(model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray,
 def predict_with_cpu_fallback(
     model: torch.nn.Module, entry: ModelEntry, rgb: np.ndarray, inference_size: int | None,
     device: str, half: bool, cpu_model: Callable[[], torch.nn.Module],
+    run_forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[Prediction, bool]:
     """Like :func:`predict`; on CUDA out-of-memory, free the cache and run on the CPU.
 
-    ``cpu_model`` returns the same model on the CPU (only called when needed).
+    ``cpu_model`` returns the same model on the CPU (only called when needed; the
+    fallback runs it directly, not through ``run_forward``).
     Returns the prediction and whether it fell back.
     """
     try:
-        return predict(model, entry, rgb, inference_size, device, half), False
+        return predict(model, entry, rgb, inference_size, device, half, run_forward), False
     except torch.cuda.OutOfMemoryError:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -37,23 +37,81 @@ def show_image_notes(image: InputImage) -> None:
         st.caption(f"{image.name}: " + " ".join(tr(n) for n in image.notes))
 
 
+MAX_KEPT_UPLOADS = 8  # per session and page: a lecture's few photos; the oldest goes first
+MAX_KEPT_PIXELS = 60_000_000  # per session and page (~180 MB of RGB): five 12-MP photos
+KEPT_PREFIX = "_kept_uploads_"  # + page key: {file id: InputImage}, oldest first
+HELD_PREFIX = "_uploader_held_"  # + page key: file ids the uploader widget held in the last run
+EVICTED_PREFIX = "_kept_evicted_"  # + page key: ids evicted while the uploader still holds them
+
+
+def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputImage]]) -> tuple[
+        list[InputImage], list[str]]:
+    """The images a user gave on page ``key`` this session: kept across page changes and language switches.
+
+    ``current`` is what the uploader holds now ((file id, image)); ``widget_present`` tells
+    whether the uploader existed in the previous run (then a file it held and holds no more was
+    removed by the user; otherwise the widget is new after a page change, and the kept images stay).
+    Bounded by :data:`MAX_KEPT_UPLOADS` and :data:`MAX_KEPT_PIXELS`; returns the kept images
+    (oldest first) and the names of evicted files the uploader still shows (said while shown).
+    """
+    kept: dict[str, InputImage] = st.session_state.setdefault(KEPT_PREFIX + key, {})
+    ids = {fid for fid, _ in current}
+    # Files the uploader itself held in the previous run: one of those missing now was removed
+    # by the user. Kept images the (new) uploader never held stay.
+    held: set[str] = st.session_state.get(HELD_PREFIX + key, set()) if widget_present else set()
+    for fid in [f for f in kept if f in held and f not in ids]:
+        del kept[fid]
+    st.session_state[HELD_PREFIX + key] = ids
+    gone: set[str] = st.session_state.setdefault(EVICTED_PREFIX + key, set())
+    for fid, image in current:
+        if fid not in kept and fid not in gone:  # an evicted file still in the uploader stays out
+            kept[fid] = image
+    while len(kept) > MAX_KEPT_UPLOADS or (len(kept) > 1 and sum(i.rgb.shape[0] * i.rgb.shape[1]
+                                                               for i in kept.values()) > MAX_KEPT_PIXELS):
+        oldest = next(iter(kept))
+        kept.pop(oldest)
+        gone.add(oldest)
+    gone.intersection_update(ids)  # forget ids the uploader no longer holds
+    return list(kept.values()), [image.name for fid, image in current if fid in gone]
+
+
+def forget_uploads(key: str) -> None:
+    """Drop the kept uploads of page ``key`` (a button's callback)."""
+    st.session_state.pop(KEPT_PREFIX + key, None)
+
+
 def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True) -> list[InputImage]:
-    """Uploads, an optional camera snapshot and gallery samples, as decoded images.
+    """Uploads (kept for the session), an optional camera snapshot and gallery samples, as decoded images.
 
     A file that cannot be used shows its own message; the other images stay.
+    The uploader sits beside the camera and the gallery (one compact row), so the
+    result below starts high on a 1280x800 screen.
     """
-    uploads = st.file_uploader(tr("input.upload"), type=list(UPLOAD_TYPES), accept_multiple_files=True,
-                               key=f"{key}_uploader", help=tr("input.upload_help"))
-    images: list[InputImage] = []
+    uploader_key = f"{key}_uploader"
+    widget_present = uploader_key in st.session_state  # absent: a new widget after a page change
+    top = st.columns([3, 2]) if allow_camera or allow_samples else [st.container()]
+    with top[0]:
+        uploads = st.file_uploader(tr("input.upload"), type=list(UPLOAD_TYPES), accept_multiple_files=True,
+                                   key=uploader_key, help=tr("input.upload_help"))
+    current: list[tuple[str, InputImage]] = []
     for upload in uploads or []:
         result = decode_cached(upload.file_id, upload.getvalue, upload.name)
         if isinstance(result, ImageError):
             st.error(tr(result.key, **result.values))
         else:
-            images.append(result)
-    cols = st.columns(2)
+            current.append((upload.file_id, result))
+    images, evicted = keep_uploads(key, widget_present, current)
+    shown = {id(i) for _, i in current}
+    earlier = [i for i in images if id(i) not in shown]
+    if evicted:
+        st.info(tr("serving.upload_evicted", names=", ".join(evicted), n=MAX_KEPT_UPLOADS))
+    if earlier:
+        note, button = st.columns([4, 1])
+        note.caption(tr("serving.kept_uploads", names=", ".join(i.name for i in earlier)))
+        button.button(tr("serving.forget_uploads"), key=f"{key}_forget", on_click=forget_uploads, args=(key,))
+    side = top[-1]
     if allow_camera:
-        with cols[0]:
+        with side:
             if st.toggle(tr("input.camera_toggle"), key=f"{key}_camera_on"):
                 snapshot = st.camera_input(tr("input.camera"), key=f"{key}_camera")
                 if snapshot is not None:
@@ -64,7 +122,7 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
                         images.append(result)
     if allow_samples:
         gallery = {s.name: s for s in samples.all_samples()}
-        with cols[1]:
+        with side:
             chosen = st.multiselect(tr("input.samples"), list(gallery), key=f"{key}_samples",
                                     help=tr("input.samples_help"), placeholder=tr("input.samples_placeholder"))
         for name in chosen:

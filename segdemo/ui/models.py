@@ -7,6 +7,7 @@ whole server (several students share one); a prediction is kept per session
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
@@ -14,7 +15,7 @@ import torch
 
 from segdemo import config
 from segdemo.data.images import InputImage
-from segdemo.inference import devices, pipeline
+from segdemo.inference import batching, devices, pipeline
 from segdemo.inference.pipeline import Prediction, predict_with_cpu_fallback
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
@@ -23,6 +24,7 @@ from segdemo.ui.sidebar import Settings
 from segdemo.ui.state import tr
 
 MAX_CACHED_MODELS = 3
+QUEUE_FULL_RETRY_S = 60.0  # a request refused by a full inference queue is retried this long
 
 
 def _release_model(model: Any) -> None:
@@ -100,8 +102,17 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
     """The prediction for ``image``; computed once per (image, model, device, precision, size).
 
     Kept per browser session (bounded), so overlay, view and class toggles
-    never re-run the model. CUDA out-of-memory falls back to the CPU.
+    never re-run the model. CUDA out-of-memory falls back to the CPU. The
+    forward pass goes through the server's one batching worker
+    (:mod:`segdemo.inference.batching`); while the request waits, the page says
+    how many requests are ahead, and a full queue is said, not waited on.
     """
+    return predict_cached_keyed(image, settings, model_name)[0]
+
+
+def predict_cached_keyed(image: InputImage, settings: Settings,
+                         model_name: str | None = None) -> tuple[Prediction, tuple]:
+    """:func:`predict_cached` and its cache key (what later per-prediction caches key on)."""
     name = model_name or settings.model_name
     entry = registry.get(name)
     identity = weights_identity(entry)
@@ -110,9 +121,29 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
     def compute() -> Prediction:
         computed.append(True)
         model = get_model(name, settings)  # says "random weights" itself
-        pred, fell_back = predict_with_cpu_fallback(
-            model, entry, image.rgb, settings.inference_size, settings.device, settings.half,
-            cpu_model=lambda: get_model(name, settings, device="cpu"))
+        waiting = st.empty()
+
+        def on_wait(ahead: int) -> None:  # a session in the queue says so, never freezes silently
+            waiting.info(tr("serving.queue_ahead", n=ahead) if ahead else tr("serving.queue_running"))
+
+        forward = batching.WorkerForward(batching.shared_worker(), model, (name, identity, settings.device,
+                                                                          settings.half), on_wait)
+        deadline = time.monotonic() + QUEUE_FULL_RETRY_S
+        while True:
+            try:
+                pred, fell_back = predict_with_cpu_fallback(
+                    model, entry, image.rgb, settings.inference_size, settings.device, settings.half,
+                    cpu_model=lambda: get_model(name, settings, device="cpu"), run_forward=forward)
+                break
+            except batching.QueueFull:
+                # The queue is full: say so and try again shortly, for a bounded time.
+                if time.monotonic() > deadline:
+                    waiting.empty()
+                    st.warning(tr("serving.queue_full"))
+                    st.stop()
+                waiting.warning(tr("serving.queue_full_waiting", n=batching.shared_worker().queued()))
+                time.sleep(0.5)
+        waiting.empty()
         if fell_back:
             st.warning(tr("model.oom"))
         return pred
@@ -121,7 +152,7 @@ def predict_cached(image: InputImage, settings: Settings, model_name: str | None
     pred = state.session_cache("predictions", key, compute, state.MAX_PREDICTIONS)
     if not computed and identity == "random":  # say it on every rerun, not only when the model loads
         st.warning(tr("model.random_weights", name=entry.display_name))
-    return pred
+    return pred, key
 
 
 def timing_caption(pred: Prediction) -> None:
@@ -129,7 +160,9 @@ def timing_caption(pred: Prediction) -> None:
     t = pred.timings
     st.caption(tr("timing.line", pre=t["preprocess"] * 1000, fwd=t["forward"] * 1000,
                   post=t["postprocess"] * 1000, device=devices.device_name(pred.device))
-               + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0]))
+               + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0])
+               + (" · " + tr("serving.timing_batch", queue=t["queue"] * 1000, n=int(t.get("batch", 1)))
+                  if t.get("queue", 0) > 0.05 or t.get("batch", 1) > 1 else ""))
     if pred.input_capped:
         st.info(tr("timing.input_capped", w=pred.input_size[1], h=pred.input_size[0],
                    mp=pipeline.MAX_NETWORK_PIXELS / 1e6))

@@ -11,7 +11,6 @@ Skipped only when ``/usr/bin/chromium`` is missing (never ``playwright install``
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import re
@@ -37,7 +36,7 @@ CAT = REPO / "assets" / "samples" / "cat.jpg"
 EXCEPTION = '[data-testid="stException"]'
 STATUS = '[data-testid="stStatusWidget"]'
 UPLOAD_INPUT = '.st-key-segment_uploader input[type="file"]'
-OVERLAY_FRAME = 'iframe[title*="streamlit_image_coordinates"]'
+OVERLAY_IMAGE = '[data-testid="stMain"] img[data-testid="segdemo-result-image"]'
 CLASS_CHECKBOX = '[class*="st-key-show_"]'
 HANGUL = re.compile("[\uac00-\ud7a3]")
 STEP_TIMEOUT_MS = 90_000  # a cold model build on a busy 2-core machine can take a while
@@ -159,25 +158,27 @@ def choose_language(page, lang: str) -> None:  # noqa: ANN001
     page.locator(".st-key-lang label").filter(has_text=i18n.LANGUAGES[lang]).click()
 
 
-def overlay_frame(page):  # noqa: ANN001, ANN201
-    """The overlay component's frame: the one displayed iframe (a rerun may briefly add a 0-height one)."""
-    frames = page.locator(OVERLAY_FRAME)
-    shown = [i for i in range(frames.count()) if (frames.nth(i).bounding_box() or {}).get("height", 0) > 0]
-    assert len(shown) == 1, f"expected one displayed overlay component, found {len(shown)}"
-    return frames.nth(shown[0]).content_frame
+def overlay_image(page):  # noqa: ANN001, ANN201
+    """The Segment result picture (segdemo's click component; a rerun may briefly show two)."""
+    images = page.locator(OVERLAY_IMAGE)
+    shown = [i for i in range(images.count()) if (images.nth(i).bounding_box() or {}).get("height", 0) > 0]
+    assert len(shown) == 1, f"expected one displayed result picture, found {len(shown)}"
+    return images.nth(shown[0])
 
 
 def overlay_src(page) -> str:  # noqa: ANN001
-    """The data URL of the image the overlay component displays."""
-    src = overlay_frame(page).locator("img").first.get_attribute("src", timeout=5000)
-    assert src and src.startswith("data:image/"), "the overlay component shows an inline image"
+    """The URL of the picture the result component displays (a served media file, not inline data)."""
+    src = overlay_image(page).get_attribute("src", timeout=5000)
+    assert src and src.startswith("/media/"), "the result is a served media file"
     return src
 
 
 def overlay_pixels(page) -> np.ndarray:  # noqa: ANN001
-    """The RGB pixels the overlay component displays (decoded from its image's data URL)."""
-    data = base64.b64decode(overlay_src(page).split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    """The RGB pixels the result component displays (fetched from its media URL)."""
+    base = page.url.split("/", 3)
+    response = page.request.get(f"{base[0]}//{base[2]}{overlay_src(page)}")
+    assert response.ok, f"media file answered {response.status}"
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"))
 
 
 def timing_numbers(page) -> list[str]:  # noqa: ANN001
