@@ -77,6 +77,10 @@ RECIPES: dict[str, Recipe] = {
                                      "camvid", "DeepLabV3", "MobileNetV2 · CamVid", 16),
     "lraspp_mobilenet_v2": Recipe("lraspp_mobilenet_v2", {"num_classes": 11, "inter_channels": 128},
                                   "camvid", "LR-ASPP", "MobileNetV2 · CamVid", 16),
+    # the distillation student: truncated MobileNetV2 (features[:14], 96 ch) + a 64-ch LR-ASPP head
+    "lraspp_mobilenet_v2_slim": Recipe("lraspp_mobilenet_v2_slim", {"num_classes": 11, "inter_channels": 64,
+                                                                    "features_end": 14},
+                                       "camvid", "LR-ASPP", "MobileNetV2 truncated at 96 ch · CamVid", 16),
     "unet": Recipe("unet", {"in_channels": 1, "num_classes": 2, "base": 16, "depth": 4,
                             "padding": "valid", "batch_norm": True, "tile_output": 196}, "isbi2012",
                    "U-Net", "slim (16 ch), unpadded · ISBI 2012", None, lr=1e-3, batch_size=4,
