@@ -39,6 +39,7 @@ PAGES = (
     ("pages/9_Transfer_Learning.py", "page.transfer"),
     ("pages/10_Compare.py", "page.compare"),
     ("pages/11_Semantic_vs_Instance.py", "page.instances"),
+    ("pages/13_Distillation.py", "page.distillation"),
 )
 
 
