@@ -140,3 +140,20 @@ def test_student_is_much_smaller_and_keeps_imagenet_weights() -> None:
     apply_strategy(student, "finetune", None, 1e-3)
     ref = load_file(str(mobilenet_v2_weights_path()))
     assert torch.equal(student.backbone[13].conv[0][0].weight, ref["features.13.conv.0.0.weight"].float())
+
+
+def test_live_run_with_a_teacher_records_both_terms(data_dir) -> None:  # noqa: ANN001
+    from segdemo.labs import distillation as lab
+    from segdemo.training import live
+
+    worker = live.TrainingWorker()
+    student, control = lab.live_configs(4.0, 0.5, 1, 10, True)
+    ids = [worker.submit(student, "owner-kd"), worker.submit(control, "owner-kd")]
+    done = [worker.wait(i, 300) for i in ids]
+    assert [r.status for r in done] == ["done", "done"], [r.error for r in done]
+    kd_entry, plain_entry = done[0].history[-1], done[1].history[-1]
+    assert {"ce", "kd", "loss", "val_miou"} <= set(kd_entry)
+    assert "kd" not in plain_entry
+    # loss = (1 - mix) * CE + mix * KD, as means over the same steps
+    assert kd_entry["loss"] == pytest.approx(0.5 * kd_entry["ce"] + 0.5 * kd_entry["kd"], abs=2e-4)
+    assert done[0].total_params == done[1].total_params == lab.parameter_counts()[1]
