@@ -11,6 +11,7 @@ from segdemo.labs import distillation as kd
 from segdemo.labs import transfer
 from segdemo.training import live
 from segdemo.ui import sidebar
+from segdemo.ui.legend import class_label
 from segdemo.ui import labs as lab
 from segdemo.ui.state import tr
 
@@ -147,13 +148,14 @@ with tab_soft:
             st.caption(tr("kd.click_hint", name=frame.name))
             y, x = lab.clicked_pixel(frame.rgb, frame.labels.shape, "kd_click")
         probs = kd.soft_labels_at(teacher_z, y, x)
+        names = [class_label("camvid", i) for i in range(len(probs[0]))]
         true = int(frame.labels[y, x])
-        right.plotly_chart(kd.soft_label_figure(probs, kd.TEMPERATURES, tr("kd.soft.title", y=y, x=x)),
+        right.plotly_chart(kd.soft_label_figure(probs, kd.TEMPERATURES, tr("kd.soft.title", y=y, x=x), names),
                            width="stretch", key="kd_soft_chart")
-        right.caption(tr("kd.soft.truth", cls=tr("kd.void") if true == kd.CAMVID.ignore_index else kd.CAMVID.classes[true],
-                         top=kd.CAMVID.classes[int(probs[0].argmax())]))
+        right.caption(tr("kd.soft.truth", cls=tr("kd.void") if true == kd.CAMVID.ignore_index else names[true],
+                         top=names[int(probs[0].argmax())]))
         with st.expander(tr("kd.soft.table")):
-            st.dataframe([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(kd.CAMVID.classes, row)},
+            st.dataframe([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(names, row)},
                            "Σ": f"{row.sum():.3f}"} for t, row in zip(kd.TEMPERATURES, probs)],
                          hide_index=True, width="stretch")
         try:

@@ -166,13 +166,14 @@ def mark_pixel(rgb: np.ndarray, y: int, x: int, radius: int = 6) -> np.ndarray:
     return out
 
 
-def soft_label_figure(probs: np.ndarray, temperatures: tuple[float, ...], title: str) -> object:
+def soft_label_figure(probs: np.ndarray, temperatures: tuple[float, ...], title: str,
+                      class_names: list[str]) -> object:
     """Grouped bars: the teacher's probability per class, one bar group per temperature."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for t, row in zip(temperatures, probs):
-        fig.add_trace(go.Bar(x=list(CAMVID.classes), y=row.tolist(), name=f"T = {t:g}"))
+        fig.add_trace(go.Bar(x=class_names, y=row.tolist(), name=f"T = {t:g}"))
     fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=40, r=10, t=40, b=40),
                       yaxis=dict(title="p", range=[0, 1]),
                       legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))

@@ -49,7 +49,7 @@ def test_page_shows_the_cards_and_the_teachers_soft_labels(lang: str, data_dir: 
     z = torch.from_numpy(kd.teacher_logits(0)[:, 135, 180])
     for t, (_, row) in zip(kd.TEMPERATURES, soft.iterrows()):
         expected = torch.softmax(z / t, dim=0).numpy()
-        shown = np.array([float(row[c]) for c in kd.CAMVID.classes])
+        shown = np.array([float(row[i18n.class_name("camvid", c, lang)]) for c in kd.CAMVID.classes])
         assert np.allclose(shown, expected, atol=6e-4)
         assert float(row["Σ"]) == pytest.approx(1.0, abs=1e-3)
     assert len(at.get("imgs")) >= 1 or len(at.image) >= 3  # ground truth, teacher and student masks
