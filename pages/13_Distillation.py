@@ -30,10 +30,6 @@ worker = live.worker()
 live.preload_camvid()
 
 teacher_params, student_params = kd.parameter_counts()
-st.markdown(tr("kd.intro", teacher=teacher_params / 1e6, student=student_params / 1e6))
-st.latex(r"\mathcal{L} = (1-\alpha)\,\mathrm{CE}(y, s) + \alpha\,T^2\,\frac{1}{|P|}\sum_{p \in P}"
-         r"\mathrm{KL}\big(\mathrm{softmax}(z_p/T)\,\|\,\mathrm{softmax}(s_p/T)\big)")
-st.caption(tr("kd.formula_note"))
 
 
 def role_label(role: str) -> str:
@@ -45,6 +41,7 @@ tab_ship, tab_train, tab_soft = st.tabs([tr("kd.tab.shipped"), tr("kd.tab.train"
 
 # ---------------------------------------------------------------- shipped student vs control vs teacher
 with tab_ship:
+    st.markdown(tr("kd.intro", teacher=teacher_params / 1e6, student=student_params / 1e6))
     rows = kd.shipped_table()
     if not rows:
         st.warning(tr("kd.no_cards"))
@@ -67,6 +64,9 @@ with tab_ship:
 # ---------------------------------------------------------------- train the student live
 with tab_train:
     st.caption(tr("kd.train.intro"))
+    st.latex(r"\mathcal{L} = (1-\alpha)\,\mathrm{CE}(y, s) + \alpha\,T^2\,\frac{1}{|P|}\sum_{p \in P}"
+             r"\mathrm{KL}\big(\mathrm{softmax}(z_p/T)\,\|\,\mathrm{softmax}(s_p/T)\big)")
+    st.caption(tr("kd.formula_note"))
     c1, c2, c3 = st.columns(3)
     temperature = c1.select_slider(tr("kd.temperature"), KD_TEMPERATURES, key="kd_t", format_func=lambda v: f"{v:g}",
                                    help=tr("kd.temperature_help"))

@@ -78,7 +78,7 @@ def test_distillation_page_opens_clicks_trains_and_stops(server: str, browser, s
         stop_button = page.locator(".st-key-kd_stop button")
         stop_button.wait_for()
         assert_no_exception(page, "start the student and its control")
-        wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 1, "the student's first epoch", 240)
+        wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 1, "the student's first epoch", 480)
         page.screenshot(path=shots / "kd_en_running.png")
         stop_button.click()
         stopped = i18n.t("kd.stopped", "en", epochs=0, seconds=0, miou=0).split(" ")[0]
