@@ -56,6 +56,10 @@ with tab_ship:
         if gain is not None:
             st.markdown(tr("kd.gain.helps" if gain > 0 else "kd.gain.no_help", points=gain * 100))
         st.caption(tr("kd.table_note"))
+        speed = next((r["vs_teacher"] for r in rows if r.get("vs_teacher")), None)
+        if speed:
+            st.caption(tr("kd.speed", student_ms=speed["student_cpu_ms"], teacher_ms=speed["teacher_cpu_ms"],
+                          speedup=speed["speedup"], ratio=speed["params_ratio"], input=speed["input"]))
         st.plotly_chart(transfer.curves_figure({role_label(r["role"]): r["history"] for r in rows
                                                 if r["role"] != "teacher"}, "val_miou_quick",
                                                tr("kd.curve.shipped"), "mIoU"),

@@ -68,7 +68,7 @@ def shipped_table() -> list[dict[str, Any]]:
                      "miou": float(card["metrics"]["miou"]), "pixel_acc": float(card["metrics"]["pixel_acc"]),
                      "teacher": kd.get("teacher"), "temperature": kd.get("temperature"), "mix": kd.get("mix"),
                      "epochs": int(card["epochs"]), "seconds": float(card["training_seconds"]),
-                     "history": card.get("history", [])})
+                     "history": card.get("history", []), "vs_teacher": kd.get("vs_teacher")})
     return rows
 
 

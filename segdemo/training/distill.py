@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,10 +100,17 @@ class DistillationLoss:
         self._sums.update(ce=0.0, kd=0.0, n=0)
         return out
 
-    def annotate_card(self, card: dict[str, Any]) -> None:
+    def annotate_card(self, card: dict[str, Any], student: nn.Module | None = None,
+                      shape: tuple[int, ...] | None = None) -> None:
         """Add the ``distillation`` section to a model card; the backbone label says "distilled"
-        (the registry tells models apart by architecture + backbone)."""
+        (the registry tells models apart by architecture + backbone).
+
+        With ``student`` and an input ``shape``, the section also holds both models'
+        parameters and CPU ms measured now, alternately, under the same load.
+        """
         card["distillation"] = self.describe()
+        if student is not None and shape is not None:
+            card["distillation"]["vs_teacher"] = speed_vs_teacher(student, self.teacher, shape)
         card["backbone"] += f" · distilled (T={self.temperature:g}, mix {self.mix:g})"
         card["loss"] = f"(1 - {self.mix:g}) * [{card['loss']}] + {self.mix:g} * T^2 * KL to the teacher, T={self.temperature:g}"
 
@@ -136,3 +144,25 @@ def loss_from_args(args: Any, criterion: nn.Module, ignore_index: int,
         return None
     return DistillationLoss(criterion, load_teacher(name, device), float(args.kd_temperature), float(args.kd_mix),
                             ignore_index, name)
+
+
+def speed_vs_teacher(student: nn.Module, teacher: nn.Module, shape: tuple[int, ...],
+                     rounds: int = 5) -> dict[str, Any]:
+    """Parameters and median CPU ms per forward pass of student and teacher, measured alternately
+    (``rounds`` x :func:`segdemo.training.cards.inference_ms` each), so both see the same machine load."""
+    from segdemo.training.cards import inference_ms
+
+    cpu = torch.device("cpu")
+    # the bare networks in the default memory layout, as the cards' inference_ms_cpu are measured
+    student, teacher = getattr(student, "net", student), getattr(teacher, "net", teacher)
+    student, teacher = student.cpu().eval(), teacher.cpu().eval()
+    times: dict[str, list[float]] = {"student": [], "teacher": []}
+    for _ in range(rounds):
+        times["student"].append(inference_ms(student, shape, cpu))
+        times["teacher"].append(inference_ms(teacher, shape, cpu))
+    ms = {k: float(np.median(v)) for k, v in times.items()}
+    n_s, n_t = (sum(p.numel() for p in m.parameters()) for m in (student, teacher))
+    return {"input": "x".join(map(str, shape)), "student_params": n_s, "teacher_params": n_t,
+            "student_cpu_ms": round(ms["student"], 1), "teacher_cpu_ms": round(ms["teacher"], 1),
+            "params_ratio": round(n_s / n_t, 3), "speedup": round(ms["teacher"] / ms["student"], 2),
+            "threads": torch.get_num_threads()}

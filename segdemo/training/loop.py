@@ -296,7 +296,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         full = evaluate_camvid(stored, device, size=eval_size)
         subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET, size=eval_size)
         in_shape = (1, 3, eval_size[1], eval_size[0])
-        if recipe.builder.endswith("mobilenet_v2"):
+        if recipe.builder.startswith(("deeplabv3_mobilenet_v2", "lraspp_mobilenet_v2")):
             for size in CAMVID_EVAL_SIZES:
                 res = full if size == eval_size else evaluate_camvid(stored, device, size=size, with_boundary=False)
                 by_size[f"{size[0]}x{size[1]}"] = round(res.miou, 4)
@@ -309,7 +309,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     card = make_card(args, argv, recipe, name, label_set, full, subset, n_all, n_train, ms, weights_path,
                      history, train_seconds, device)
     if loss_fn is not None:
-        loss_fn.annotate_card(card)
+        loss_fn.annotate_card(card, stored.cpu(), in_shape)
     if by_size:
         card["val_by_input_size"] = {"miou": by_size, "note": "full val (101 images), scored at 480x360; "
                                      "the model's native input is the card's preprocess.resize_size"}

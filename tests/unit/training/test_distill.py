@@ -157,3 +157,14 @@ def test_live_run_with_a_teacher_records_both_terms(data_dir) -> None:  # noqa: 
     # loss = (1 - mix) * CE + mix * KD, as means over the same steps
     assert kd_entry["loss"] == pytest.approx(0.5 * kd_entry["ce"] + 0.5 * kd_entry["kd"], abs=2e-4)
     assert done[0].total_params == done[1].total_params == lab.parameter_counts()[1]
+
+
+def test_speed_vs_teacher_counts_and_times_both() -> None:
+    from segdemo.training.distill import speed_vs_teacher
+
+    student, teacher = lraspp_mobilenet_v2_slim(), lraspp_mobilenet_v2()
+    out = speed_vs_teacher(student, teacher, (1, 3, 64, 96), rounds=1)
+    assert out["student_params"] == sum(p.numel() for p in student.parameters())
+    assert out["teacher_params"] == sum(p.numel() for p in teacher.parameters())
+    assert out["params_ratio"] == round(out["student_params"] / out["teacher_params"], 3)
+    assert out["student_cpu_ms"] > 0 and out["teacher_cpu_ms"] > 0 and out["input"] == "1x3x64x96"
