@@ -108,11 +108,8 @@ with tab_train:
         for run in runs_now:
             st.markdown(f"**{run_label(run)}**")
             lab.live_run_status(run, worker.position(run.run_id))
-            last = run.history[-1] if run.history else None
-            if run.status in ("done", "stopped") and last is not None:
-                st.success(tr(f"kd.{run.status}", epochs=last["epoch"], seconds=run.elapsed, miou=last["val_miou"]))
-            elif run.status == "stopped":
-                st.info(tr("kd.stopped_early"))
+            if run.status == "stopped" and not run.history:
+                st.caption(tr("kd.stopped_early"))
         if any(r.status in ("queued", "running") for r in runs_now):
             if st.button(tr("kd.stop"), key="kd_stop"):
                 for run in runs_now:

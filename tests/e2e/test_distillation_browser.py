@@ -81,8 +81,11 @@ def test_distillation_page_opens_clicks_trains_and_stops(server: str, browser, s
         wait_until(lambda: max(plotly_points(page, 0) or [0]) >= 1, "the student's first epoch", 480)
         page.screenshot(path=shots / "kd_en_running.png")
         stop_button.click()
-        stopped = i18n.t("kd.stopped", "en", epochs=0, seconds=0, miou=0).split(" ")[0]
-        page.locator('[data-testid="stAlert"]').filter(has_text=stopped).first.wait_for(timeout=120_000)
+        # both runs end: the student at its next step, the queued control at once
+        stopped = i18n.t("tl.stopped", "en", epochs=0, seconds=0, miou=0).split(" ")[0]
+        wait_until(lambda: page.locator('[data-testid="stAlert"]').filter(has_text=stopped).count() == 2,
+                   "the student and its control stopped", 300)
+        wait_until(lambda: stop_button.count() == 0, "no Stop button once nothing runs", 60)
         settle(page)
         assert_no_exception(page, "stop the runs")
         assert 1 <= max(plotly_points(page, 0)) < 10, "the run ended early, at the Stop button"
