@@ -60,17 +60,7 @@ warmup = c2.selectbox(tr("compare.warmup"), (0, 1, 2, 3), index=1, key="compare_
 repeats = c3.selectbox(tr("compare.repeats"), (3, 5, 10, 20), index=1, key="compare_repeats")
 
 # ---------------------------------------------------------------- the image and its truth
-try:
-    val_files = datasets.camvid_files("val")
-except datasets.DatasetMissingError:
-    val_files = []
-SOURCES = (["camvid"] if val_files else []) + ["sample", "upload"]
-if st.session_state.get("compare_source") not in SOURCES:
-    st.session_state["compare_source"] = SOURCES[0]
-source = widgets.stable_choice(st.radio, tr("compare.source"), SOURCES, "compare_source", horizontal=True,
-                               format_func=state.options_formatter("compare.source."))
-if not val_files:
-    st.caption(tr("compare.no_camvid"))
+source, val_files = widgets.camvid_source_choice("compare", ["sample", "upload"])
 
 image: InputImage | None = None
 truth: np.ndarray | None = None

@@ -20,7 +20,6 @@ from segdemo.models import weights
 from segdemo.ui import instances as ui_inst
 from segdemo.ui.state import tr
 
-CLASS_NAMES = ("background", "person")  # the instance model's labels: 0 background, 1 person
 DISPLAY_SIDE = 640
 
 settings = sidebar.setup_page("page.instances", show_model=False, show_overlay=False)
@@ -39,14 +38,16 @@ def error_text(exc: inst.InstanceLabError | ImageError) -> str:
 
 
 # ---------------------------------------------------------------- the model and the photo
-loaded, identity = ui_inst.instance_model()
-if loaded is None:
-    st.warning(tr("instances.model.missing", name=inst.DEFAULT_INSTANCE_MODEL,
-                  folder=str(ui_inst.INSTANCE_MODELS_DIR)))
-elif loaded.random_weights:
+model_name = widgets.stable_choice(st.selectbox, tr("instances.model.choose"), ui_inst.instance_model_names(),
+                                   "inst_model", format_func=state.options_formatter("instances.model.name."),
+                                   help=tr("instances.model.choose_help"))
+loaded, identity = ui_inst.instance_model(model_name)
+if loaded is None and identity == "missing":
+    st.warning(tr("instances.model.missing", name=model_name, folder=str(ui_inst.INSTANCE_MODELS_DIR)))
+elif loaded is not None and loaded.random_weights:
     st.warning(tr("instances.model.random", name=loaded.name))
-else:
-    st.caption(tr("instances.model.card", name=loaded.name))
+elif loaded is not None:
+    st.caption(tr(f"instances.model.card.{loaded.name}", name=loaded.name))
 
 photos = ui_inst.pennfudan_photos(ui_inst.data_dir_key())
 sources = (["pennfudan"] if photos else []) + ["upload"]
@@ -102,8 +103,9 @@ st.markdown(tr("instances.compare.intro"))
 kept = None
 if steps is not None:
     kept = inst.kept_instances(steps, score_threshold, mask_threshold)
-    semantic_entry = inst.find_semantic_person_model(registry.list_models())
-    if semantic_entry is not None and weights.locate(semantic_entry) is not None:
+    class_names = ui_inst.display_class_names(loaded)
+    semantic_entry = inst.semantic_partner(loaded, registry.list_models(), lambda e: weights.locate(e) is not None)
+    if semantic_entry is not None:
         image = InputImage(image_key, image_key, rgb)
         native = sidebar.resolve_inference_size("native", semantic_entry)
         pred = models.predict_cached(image, dataclasses.replace(settings, inference_size=native), semantic_entry.name)
@@ -111,25 +113,40 @@ if steps is not None:
         st.caption(tr("instances.semantic.model", name=semantic_entry.display_name))
     else:
         person = inst.semantic_person_from_instances(kept)
-        st.info(tr("instances.semantic.derived"))
+        st.info(tr("instances.semantic.derived_voc" if len(class_names) > 2 else "instances.semantic.derived"))
     left, right = st.columns(2)
     left.subheader(tr("instances.semantic.title"))
     left.image(inputs.to_display(views.draw_semantic(rgb, person), DISPLAY_SIDE), width="stretch",
                caption=tr("instances.semantic.caption"))
     right.subheader(tr("instances.instance.title"))
-    right.image(inputs.to_display(views.draw_instances(rgb, kept, CLASS_NAMES), DISPLAY_SIDE), width="stretch",
+    right.image(inputs.to_display(views.draw_instances(rgb, kept, class_names), DISPLAY_SIDE), width="stretch",
                 caption=tr("instances.instance.caption"))
     regions_of_class = 1 if person.any() else 0
     left.metric(tr("instances.count.semantic_label"), tr("instances.count.semantic", n=regions_of_class))
-    right.metric(tr("instances.count.instance_label"), tr("instances.count.instance", n=kept.count))
+    people = int((kept.labels == loaded.person_label).sum())
+    right.metric(tr("instances.count.instance_label"), tr("instances.count.instance", n=people))
+    if people != kept.count:
+        right.caption(tr("instances.count.other_objects", n=kept.count - people))
     if kept.count:
-        st.dataframe([{tr("instances.col.object"): k + 1, tr("instances.col.class"): CLASS_NAMES[int(kept.labels[k])],
-                       tr("instances.col.score"): round(float(kept.scores[k]), 3),
-                       tr("instances.col.box"): ", ".join(f"{v:.0f}" for v in kept.boxes[k]),
-                       tr("instances.col.pixels"): int(kept.masks[k].sum())} for k in range(kept.count)],
-                     hide_index=True)
+        rows = []
+        for k in range(kept.count):
+            coco_name = loaded.categories[int(kept.labels[k])]
+            row = {tr("instances.col.object"): k + 1, tr("instances.col.class"): class_names[int(kept.labels[k])]}
+            if len(class_names) > 2:
+                voc = inst.voc_class_of(coco_name)
+                row[tr("instances.col.voc_class")] = "—" if voc is None else i18n.class_name("voc", voc, lang)
+            rows.append({**row, tr("instances.col.score"): round(float(kept.scores[k]), 3),
+                         tr("instances.col.box"): ", ".join(f"{v:.0f}" for v in kept.boxes[k]),
+                         tr("instances.col.pixels"): int(kept.masks[k].sum())})
+        st.dataframe(rows, hide_index=True)
     else:
         st.info(tr("instances.none_kept", t=score_threshold))
+    if len(class_names) > 2:
+        with st.expander(tr("instances.coco_voc.title")):
+            st.markdown(tr("instances.coco_voc.intro"))
+            st.dataframe([{"VOC": i18n.class_name("voc", voc, lang), "COCO": coco,
+                           "COCO id": loaded.categories.index(coco)} for coco, voc in inst.COCO_TO_VOC.items()],
+                         hide_index=True)
 
     # ------------------------------------------------------------ counting by connected components
     st.header(tr("instances.sec.components"))
@@ -139,9 +156,9 @@ if steps is not None:
     cols[0].image(inputs.to_display(views.draw_regions(rgb, regions), DISPLAY_SIDE), width="stretch",
                   caption=tr("instances.components.caption"))
     cols[0].metric(tr("instances.components.regions_label"), tr("instances.components.regions", n=n_regions))
-    cols[1].image(inputs.to_display(views.draw_instances(rgb, kept, CLASS_NAMES), DISPLAY_SIDE), width="stretch",
+    cols[1].image(inputs.to_display(views.draw_instances(rgb, kept, class_names), DISPLAY_SIDE), width="stretch",
                   caption=tr("instances.instance.caption"))
-    cols[1].metric(tr("instances.count.instance_label"), tr("instances.count.instance", n=kept.count))
+    cols[1].metric(tr("instances.count.instance_label"), tr("instances.count.instance", n=people))
     if gt_ids is not None:
         gt_people = len([k for k in set(gt_ids.ravel().tolist()) if k])
         _, gt_regions = inst.connected_regions(gt_ids > 0)

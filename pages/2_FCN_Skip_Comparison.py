@@ -34,18 +34,8 @@ SIZE = entries["fcn8s_camvid"].preprocess.resize_size  # the resolution the mode
 run_settings = replace(settings, inference_size=SIZE)
 
 # ---------------------------------------------------------------- the image and its truth
-try:
-    val_files = datasets.camvid_files("val")
-except datasets.DatasetMissingError:
-    val_files = []
 st.session_state["fcn_seed"] = st.session_state.get("fcn_seed", 0)  # kept while another source is shown
-SOURCES = (["camvid"] if val_files else []) + ["synthetic", "upload"]
-if st.session_state.get("fcn_source") not in SOURCES:
-    st.session_state["fcn_source"] = SOURCES[0]
-source = widgets.stable_choice(st.radio, tr("fcn.source"), SOURCES, "fcn_source", horizontal=True,
-                          format_func=state.options_formatter("fcn.source."))
-if not val_files:
-    st.caption(tr("fcn.no_camvid"))
+source, val_files = widgets.camvid_source_choice("fcn", ["synthetic", "upload"])
 
 image: InputImage | None = None
 truth: np.ndarray | None = None

@@ -23,7 +23,7 @@ import numpy as np
 from segdemo.evaluate.batch import pair_by_name, read_folder
 from segdemo.evaluate.panoptic import ImageMatches, PanopticFormatError, PQResult
 from segdemo.evaluate.panoptic_io import (InstancePredictor, evaluate_folders, evaluate_instance_predictor,
-                                          read_instance_mask)
+                                          masks_to_instance_ids, read_instance_mask)
 
 
 def _pct(x: float | None) -> str:
@@ -90,17 +90,36 @@ def score_instance_folders(predict: InstancePredictor, images_dir: Path, masks_d
 
 def load_instance_predictor(name: str, device: str | None, score_threshold: float,
                             mask_threshold: float) -> InstancePredictor:
-    """The registry's instance model ``name`` as an :data:`InstancePredictor`.
+    """The instance model ``name`` (:mod:`segdemo.models.instance_registry`) as an :data:`InstancePredictor`.
 
-    Instance models (``segdemo/models/maskrcnn.py``) are not in the registry yet;
-    until they are, this raises and the command exits 2.
+    The ground truth has one thing class, so only the model's "person" detections
+    count (all of them for the Penn-Fudan model; COCO's other 79 classes are left
+    out); they are pasted from the highest score down
+    (:func:`~segdemo.evaluate.panoptic_io.masks_to_instance_ids`).
     """
+    import torch
+
+    from segdemo.inference.devices import pick_device
+    from segdemo.models import instance_registry, weights
+    from segdemo.training.instance import predict_instances
+
     try:
-        from segdemo.models import maskrcnn  # noqa: F401 - built by another change
-    except ImportError:
-        raise PanopticFormatError(f"model {name!r}: no instance models are available yet "
-                                  f"(segdemo.models.maskrcnn is missing)") from None
-    raise PanopticFormatError(f"model {name!r}: the instance-model adapter is not wired yet")
+        model, entry, _ = instance_registry.load_instance_model(name, fetch=True, allow_random=False)
+    except KeyError as exc:
+        raise PanopticFormatError(str(exc.args[0])) from None
+    except weights.WeightsMissingError as exc:
+        raise PanopticFormatError(str(exc)) from None
+    model = model.to(pick_device(device or "auto"))
+    person = entry.categories.index("person")
+
+    def predict(rgb: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        with torch.inference_mode():
+            pred = predict_instances(model, rgb)
+        keep = pred["labels"] == person
+        return masks_to_instance_ids(pred["masks"][keep], pred["scores"][keep].tolist(), mask_threshold,
+                                     score_threshold)
+
+    return predict
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     """``python -m segdemo train --model fcn8s --dataset camvid ...``."""
     p = subparsers.add_parser("train", help="train one of segdemo's own models")
     p.add_argument("--model", required=True, choices=sorted(RECIPES))
-    p.add_argument("--dataset", required=True, choices=["camvid", "isbi2012"])
+    p.add_argument("--dataset", required=True, choices=["camvid", "isbi2012", "pennfudan"])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=0, help="0: the recipe's default")
     p.add_argument("--lr", type=float, default=1e-3)

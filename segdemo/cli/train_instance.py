@@ -27,4 +27,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="model name (default <model>_<dataset>)")
     p.add_argument("--out-dir", default=str(INSTANCE_MODELS_DIR))
     p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
+    p.add_argument("--init-from", default=None,
+                   help="start from these stored weights (.safetensors of a finished run; its card is read too)")
     p.set_defaults(func=train)

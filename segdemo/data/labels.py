@@ -92,11 +92,21 @@ ISBI = LabelSet(
     background_index=None,
 )
 
-LABEL_SETS: dict[str, LabelSet] = {ls.key: ls for ls in (VOC, CAMVID, ISBI)}
+# Person vs background (Penn-Fudan's pedestrians as one semantic class); 255 = void
+# (pixels a rotation brings in from outside the image while training).
+PERSON = LabelSet(
+    key="person",
+    classes=("background", "person"),
+    colors=((0, 0, 0), (220, 20, 60)),  # Cityscapes' person red
+    ignore_index=255,
+    background_index=0,
+)
+
+LABEL_SETS: dict[str, LabelSet] = {ls.key: ls for ls in (VOC, CAMVID, ISBI, PERSON)}
 
 
 def get_label_set(key: str) -> LabelSet:
-    """Look a label set up by key ("voc", "camvid", "isbi")."""
+    """Look a label set up by key ("voc", "camvid", "isbi", "person")."""
     try:
         return LABEL_SETS[key]
     except KeyError:

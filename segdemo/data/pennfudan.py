@@ -90,3 +90,26 @@ def load_pennfudan(name: str, root: Path | None = None) -> PennFudanSample:
         raise ValueError(f"{name}: mask shape {id_map.shape} does not match image {image.shape[:2]}")
     masks = instance_masks(id_map)
     return PennFudanSample(name, image, masks, masks_to_boxes(masks))
+
+
+def load_pennfudan_semantic(split: str, short_side: int | None,
+                            root: Path | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Person vs background for ``split``: images (H, W, 3) uint8 and labels (H, W) uint8
+    (0 = background, 1 = person: the union of the instance masks), names.
+
+    ``short_side`` resizes each photo, keeping its aspect ratio, so its shorter side has
+    that length (bilinear for the image, nearest for the labels); ``None`` keeps it.
+    """
+    images, labels, names = [], [], pennfudan_split(split, root)
+    for name in names:
+        sample = load_pennfudan(name, root)
+        label = sample.masks.any(axis=0).astype(np.uint8)
+        image = sample.image
+        if short_side is not None:
+            h, w = label.shape
+            size = (max(1, round(w * short_side / min(h, w))), max(1, round(h * short_side / min(h, w))))
+            image = np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
+            label = np.array(Image.fromarray(label).resize(size, Image.NEAREST))
+        images.append(image)
+        labels.append(label)
+    return images, labels, names

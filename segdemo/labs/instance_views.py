@@ -22,6 +22,7 @@ from segdemo.evaluate.panoptic import (Category, ClassQuality, ImageMatches, Pan
 from segdemo.evaluate.panoptic_io import (instance_categories, instance_ids_to_panoptic, load_panoptic_json,
                                           read_instance_mask, rgb_to_ids,
                                           segments_from_annotation)
+from segdemo.render.text import label_box
 from segdemo.labs.instances import (FN_RGB, FP_RGB, INSTANCE_COLORS, MAX_UPLOAD_PIXELS, PERSON_RGB, TP_GT_RGB, TP_PRED_RGB,
                                      InstanceLabError, Instances)
 
@@ -60,18 +61,9 @@ def _outline(img: np.ndarray, mask: np.ndarray, color: Sequence[int], thickness:
     cv2.drawContours(img, contours, -1, tuple(int(c) for c in color), thickness)
 
 
-def _label(img: np.ndarray, text: str, x: float, y: float, color: Sequence[int]) -> None:
-    scale = max(0.4, min(img.shape[:2]) / 700)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x0 = int(min(max(x, 0), max(img.shape[1] - tw - 4, 0)))
-    y0 = int(min(max(y, th + 4), img.shape[0] - 1))
-    cv2.rectangle(img, (x0, y0 - th - base - 2), (x0 + tw + 4, y0 + 2), tuple(int(c) for c in color), -1)
-    cv2.putText(img, text, (x0 + 2, y0 - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
-
-
 def draw_instances(rgb: np.ndarray, instances: Instances, class_names: Sequence[str], alpha: float = 0.5) -> np.ndarray:
-    """One colour per object: its mask, its box and "class score" above the box."""
+    """One colour per object: its mask, its box and "class score" above the box
+    (``class_names``: label id -> the name shown, in the UI's language)."""
     out = rgb.copy()
     for k in range(instances.count):
         out = blend(out, instances.masks[k], instance_color(k + 1), alpha)
@@ -80,7 +72,7 @@ def draw_instances(rgb: np.ndarray, instances: Instances, class_names: Sequence[
         x1, y1, x2, y2 = (int(round(v)) for v in instances.boxes[k])
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
         name = class_names[int(instances.labels[k])] if int(instances.labels[k]) < len(class_names) else "?"
-        _label(out, f"{k + 1} {name} {instances.scores[k]:.2f}", x1, y1, color)
+        label_box(out, f"{k + 1} {name} {instances.scores[k]:.2f}", x1, y1, color)
     return out
 
 
@@ -268,13 +260,13 @@ def draw_pq_matches(view: PQView, rgb: np.ndarray | None = None, alpha: float = 
             continue
         ys, xs = np.nonzero(view.gt.ids == m.gt_id)
         if len(ys):
-            _label(out, f"IoU {m.iou:.2f}", xs.min(), ys.min() + 2, (0, 120, 0))
+            label_box(out, f"IoU {m.iou:.2f}", xs.min(), ys.min() + 2, (0, 120, 0))
     for seg, color, text in ([(s, FP_RGB, "FP") for s in view.matches.fp]
                              + [(s, FN_RGB, "FN") for s in view.matches.fn]):
         ids = view.pred.ids if text == "FP" else view.gt.ids
         ys, xs = np.nonzero(ids == seg.segment_id)
         if len(ys):
-            _label(out, text, xs.min(), ys.min() + 2, color)
+            label_box(out, text, xs.min(), ys.min() + 2, color)
     return out
 
 

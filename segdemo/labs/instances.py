@@ -19,10 +19,12 @@ Everything the "Semantic vs instance" page shows is computed here and in
   and ``roi_align`` on the backbone's stride-16 map for one box, plus the bins
   and sampling points of torchvision's CPU kernels for drawing (RoIPool rounds
   the box to whole cells, RoIAlign samples bilinearly at exact positions).
-* **A semantic person mask**: until a semantic person/background model is
-  shipped, :func:`semantic_person_from_instances` takes the union of the
-  instance masks (the page says so); :func:`find_semantic_person_model` picks a
-  registry model whose label set is exactly background + person when one exists.
+* **A semantic person mask**: :func:`find_semantic_person_model` picks the
+  registry model whose label set is exactly background + person (segdemo ships
+  ``lraspp_mobilenet_v2_pennfudan``); beside torchvision's COCO Mask R-CNN a
+  VOC-label model's "person" is used, with :data:`COCO_TO_VOC` for the other
+  classes. Without either, :func:`semantic_person_from_instances` takes the
+  union of the instance masks (the page says so).
 * **PQ of one image** (:func:`pq_for_instance_maps`, :func:`pq_for_panoptic_files`):
   through :mod:`segdemo.evaluate.panoptic` / :mod:`segdemo.evaluate.panoptic_io`,
   with the formula's numbers (:func:`pq_formula`) and a drawing of the matches.
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,13 @@ from torch import nn
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import resize_boxes
 
+from segdemo.data.labels import PERSON
 from segdemo.evaluate.panoptic_io import masks_to_instance_ids
 from segdemo.i18n.errors import UserError
 
 DEFAULT_INSTANCE_MODEL = "maskrcnn_mobilenet_v2_pennfudan"
 CONNECTIVITY_8 = np.ones((3, 3), dtype=bool)  # 8-connectivity: corner neighbours join a region
-PERSON_RGB = (220, 20, 60)  # one colour for the class "person" (Cityscapes' person red)
+PERSON_RGB = PERSON.colors[PERSON.classes.index("person")]  # one colour for the class "person"
 BACKGROUND_RGB = (0, 0, 0)
 # One colour per object (Tableau 10): neighbouring instances stay distinguishable.
 INSTANCE_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -150,6 +153,13 @@ class LoadedInstanceModel:
     name: str
     card: dict[str, Any] | None
     random_weights: bool
+    categories: tuple[str, ...] = ("__background__", "person")  # label id -> class name
+    trained_on: str = "Penn-Fudan pedestrians"
+
+    @property
+    def person_label(self) -> int:
+        """The label id of the class "person"."""
+        return self.categories.index("person")
 
 
 class InstanceModelMissing(LookupError):
@@ -161,21 +171,43 @@ class InstanceModelMissing(LookupError):
         self.folder = folder
 
 
-def load_instance_model(name: str = DEFAULT_INSTANCE_MODEL) -> LoadedInstanceModel:
-    """The shipped instance model; without its weights, random heads on the ImageNet backbone when
-    ``SEGDEMO_ALLOW_RANDOM_WEIGHTS`` allows it (tests), else :class:`InstanceModelMissing`."""
+def load_instance_model(name: str = DEFAULT_INSTANCE_MODEL, fetch: bool = False,
+                        progress: Any = None) -> LoadedInstanceModel:
+    """An instance model of :mod:`segdemo.models.instance_registry`.
+
+    segdemo's Penn-Fudan model without its weights: random heads on the ImageNet
+    backbone when ``SEGDEMO_ALLOW_RANDOM_WEIGHTS`` allows it (tests), else
+    :class:`InstanceModelMissing`. torchvision's COCO model: downloaded with
+    ``fetch``; without weights :class:`~segdemo.models.weights.WeightsMissingError`
+    (or random weights in tests).
+    """
     from segdemo import config
     from segdemo.models import instance_registry
     from segdemo.models.maskrcnn import maskrcnn_mobilenet_v2
 
-    cards = instance_registry.list_instance_cards()
-    if name in cards:
-        model, card = instance_registry.load_instance_model(name)
-        return LoadedInstanceModel(model, name, card, False)
-    if config.allow_random_weights():
+    known = {e.name for e in instance_registry.list_instance_models()}
+    if name in known:
+        model, entry, path = instance_registry.load_instance_model(name, fetch=fetch, progress=progress)
+        return LoadedInstanceModel(model, name, entry.card, path is None, entry.categories, entry.trained_on)
+    if name == DEFAULT_INSTANCE_MODEL and config.allow_random_weights():
         torch.manual_seed(0)
         return LoadedInstanceModel(maskrcnn_mobilenet_v2(imagenet_weights=True).eval(), name, None, True)
     raise InstanceModelMissing(name, instance_registry.INSTANCE_MODELS_DIR)
+
+
+# torchvision's VOC-label semantic models were trained on COCO images keeping 20 COCO
+# categories (torchvision references/segmentation/coco_utils.py, CAT_LIST); by name:
+COCO_TO_VOC = {
+    "airplane": "aeroplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat", "bottle": "bottle",
+    "bus": "bus", "car": "car", "cat": "cat", "chair": "chair", "cow": "cow", "dining table": "diningtable",
+    "dog": "dog", "horse": "horse", "motorcycle": "motorbike", "person": "person", "potted plant": "pottedplant",
+    "sheep": "sheep", "couch": "sofa", "train": "train", "tv": "tvmonitor",
+}
+
+
+def voc_class_of(coco_name: str) -> str | None:
+    """The VOC class a COCO category is counted as by the VOC-label models (None: no VOC class)."""
+    return COCO_TO_VOC.get(coco_name)
 
 
 def find_semantic_person_model(entries: Iterable[Any]) -> Any | None:
@@ -188,6 +220,18 @@ def find_semantic_person_model(entries: Iterable[Any]) -> Any | None:
         if sorted(classes) == ["background", "person"]:
             return entry
     return None
+
+
+def semantic_partner(loaded: LoadedInstanceModel, entries: Iterable[Any],
+                     has_weights: Callable[[Any], bool]) -> Any | None:
+    """The semantic model put beside ``loaded``: for a person-only model the background +
+    person one; for a COCO model a VOC-label model (its classes per :data:`COCO_TO_VOC`);
+    only entries whose weights are here (``has_weights``). None: there is none."""
+    entries = list(entries)
+    if len(loaded.categories) > 2:
+        return next((e for e in entries if e.label_set_key == "voc" and has_weights(e)), None)
+    entry = find_semantic_person_model(entries)
+    return entry if entry is not None and has_weights(entry) else None
 
 
 # ---------------------------------------------------------------- Mask R-CNN step by step

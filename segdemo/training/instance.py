@@ -83,10 +83,12 @@ def training_pair(sample: PennFudanSample, rng: np.random.Generator) -> tuple[to
 
 @torch.no_grad()
 def predict_instances(model: nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Boxes (x1, y1, x2, y2), scores and (N, H, W) mask probabilities of one RGB image."""
+    """Boxes (x1, y1, x2, y2), labels, scores and (N, H, W) mask probabilities of one RGB image
+    (on the model's device; the results on the CPU)."""
     model.eval()
-    out = model([to_tensor(image)])[0]
-    return {"boxes": out["boxes"].numpy(), "scores": out["scores"].numpy(),
+    device = next(model.parameters()).device
+    out = {k: v.cpu() for k, v in model([to_tensor(image).to(device)])[0].items()}
+    return {"boxes": out["boxes"].numpy(), "labels": out["labels"].numpy(), "scores": out["scores"].numpy(),
             "masks": out["masks"][:, 0].numpy()}
 
 
@@ -162,6 +164,13 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = INSTANCE_BUILDERS[args.model](num_classes=2, min_size=EVAL_MIN_SIZE, max_size=MAX_SIZE,
                                           imagenet_weights=True)
+    parent: dict[str, Any] | None = None
+    if getattr(args, "init_from", None):
+        # Continue from a finished run's stored weights (a new schedule on top of them).
+        load_instance_state(model, args.init_from)
+        parent_card = Path(args.init_from).with_suffix(".json")
+        parent = json.loads(parent_card.read_text(encoding="utf-8")) if parent_card.is_file() else {}
+        log(f"initialised from {args.init_from}")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(train_samples) / args.batch_size)
@@ -218,6 +227,12 @@ def train(args: argparse.Namespace) -> int:
     scores = evaluate_instances(shipped, val_samples, with_pq=True)
     log(f"shipped weights on val: {scores}")
     card = make_card(args, name, weights_path, shipped, scores, history, elapsed, len(train_samples))
+    if parent is not None:
+        card["init_from"] = {"weights": Path(args.init_from).name, "command": parent.get("command"),
+                             "epochs": parent.get("epochs"), "train_seconds": parent.get("train_seconds"),
+                             "metrics": {k: parent.get("metrics", {}).get(k) for k in ("mask_ap50", "box_ap50", "pq")},
+                             "history": parent.get("history")}
+        card["train_seconds_total"] = round(elapsed + float(parent.get("train_seconds") or 0.0), 1)
     card_path = out_dir / f"{name}.json"
     card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     log(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.1f} MB) and {card_path}")

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 
 from segdemo.data import datasets
 from segdemo.data.download import TextProgress
-from segdemo.data.labels import CAMVID, ISBI
+from segdemo.data.labels import CAMVID, ISBI, PERSON
 from segdemo.inference.devices import pick_device
 from segdemo.inference.pipeline import normalize
 from segdemo.inference.tiling import mirror_pad
@@ -25,9 +25,9 @@ from segdemo.models.builders import count_params
 from segdemo.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from segdemo.training.augment import (BASIC, augment_crop, elastic_deform, parse_augmentations, random_scale,
                                       resize_pair, scaled_window)
-from segdemo.training.cards import evaluate_camvid, evaluate_isbi, inference_ms, make_card
+from segdemo.training.cards import evaluate_camvid, evaluate_isbi, evaluate_pennfudan, inference_ms, make_card
 from segdemo.training.recipes import (CAMVID_CROP, CAMVID_EVAL_SIZES, CAMVID_VAL_SUBSET, ISBI_MEAN, ISBI_STD,
-                                      ISBI_TRAIN_SLICES, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
+                                      ISBI_TRAIN_SLICES, PENNFUDAN_FULL_SHORT_SIDE, RECIPES, TRAIN_STORE_SCALE, apply_strategy, build,
                                       camvid_train_subset, class_weights, lr_at, parse_size, set_train_mode,
                                       with_unet_base)
 
@@ -45,24 +45,28 @@ def seed_everything(seed: int) -> None:
 # ------------------------------------------------------------------ batches
 
 
-def camvid_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, generator: torch.Generator,
-                 augment: frozenset[str] = BASIC) -> tuple[torch.Tensor, torch.Tensor]:
+def camvid_batch(images: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor | Sequence[torch.Tensor],
+                 idx: torch.Tensor, generator: torch.Generator, augment: frozenset[str] = BASIC,
+                 void: int = CAMVID.ignore_index) -> tuple[torch.Tensor, torch.Tensor]:
     """Random 224x176 crops (at a random scale of 0.5-0.75 of full resolution with ``scale``)
     and the other enabled augmentations (:mod:`segdemo.training.augment`).
 
     ``images``: N x 3 x H x W uint8, ``labels`` N x H x W, stored at ``TRAIN_STORE_SCALE``
-    of 480x360. A window of the size that becomes a 224x176 crop at the drawn
-    scale is cut out first and only that window is resized (cheap on a CPU).
+    of full resolution (CamVid: of 480x360); a list of 3 x H x W images of different
+    sizes works too (Penn-Fudan). A window of the size that becomes a 224x176 crop at
+    the drawn scale is cut out first and only that window is resized (cheap on a CPU).
+    ``void`` fills label pixels a rotation brings in from outside.
     """
     crop_w, crop_h = CAMVID_CROP
     out_x, out_y = [], []
     for i in idx.tolist():
+        image, label = images[i], labels[i]
         scale = random_scale(augment, generator)
-        top, left, win_h, win_w = scaled_window(images.shape[-2], images.shape[-1], CAMVID_CROP,
+        top, left, win_h, win_w = scaled_window(image.shape[-2], image.shape[-1], CAMVID_CROP,
                                                 TRAIN_STORE_SCALE, scale, generator)
-        img, lbl = resize_pair(images[i : i + 1, :, top : top + win_h, left : left + win_w],
-                               labels[i : i + 1, top : top + win_h, left : left + win_w], (crop_h, crop_w))
-        img, lbl = augment_crop(img, lbl, augment, generator, CAMVID.ignore_index)
+        img, lbl = resize_pair(image[None, :, top : top + win_h, left : left + win_w],
+                               label[None, top : top + win_h, left : left + win_w], (crop_h, crop_w))
+        img, lbl = augment_crop(img, lbl, augment, generator, void)
         out_x.append(img)
         out_y.append(lbl)
     return normalize(torch.cat(out_x), IMAGENET_MEAN, IMAGENET_STD), torch.cat(out_y).long()
@@ -173,7 +177,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    label_set = CAMVID if recipe.dataset == "camvid" else ISBI
+    label_set = {"camvid": CAMVID, "pennfudan": PERSON}.get(recipe.dataset, ISBI)
+    photos = recipe.dataset in ("camvid", "pennfudan")  # random crops of photos (camvid_batch)
 
     model = build(recipe)
     strategy = getattr(args, "strategy", "scratch")
@@ -200,6 +205,14 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         train_y = torch.from_numpy(lbls)
         weights = class_weights(lbls, label_set.num_classes, label_set.ignore_index)
         ignore = label_set.ignore_index
+    elif recipe.dataset == "pennfudan":
+        from segdemo.data.pennfudan import load_pennfudan_semantic
+
+        imgs, lbls, _ = load_pennfudan_semantic("train", round(PENNFUDAN_FULL_SHORT_SIDE * TRAIN_STORE_SCALE))
+        train_x = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in imgs]
+        train_y = [torch.from_numpy(lbl) for lbl in lbls]
+        weights = class_weights(lbls, label_set.num_classes, label_set.ignore_index)
+        ignore = label_set.ignore_index
     else:
         in_tile = recipe.extra["tile_input"]
         out_tile = recipe.builder_kwargs["tile_output"]
@@ -224,7 +237,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     loss_fn = loss_from_args(args, criterion, ignore, device)  # None unless --teacher
     optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
     batch_size = args.batch_size or recipe.batch_size
-    if recipe.dataset == "camvid":
+    if photos:
         steps_per_epoch = max(len(train_x) // batch_size, 1)
     else:
         steps_per_epoch = args.isbi_steps
@@ -249,12 +262,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         # Every epoch reseeds from (seed, epoch): a resumed run continues identically.
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         torch.manual_seed(args.seed * 1000 + epoch)
-        if recipe.dataset == "camvid":
+        if photos:
             order = torch.randperm(len(train_x), generator=gen)
 
             def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = order[step * batch_size : (step + 1) * batch_size]
-                return camvid_batch(train_x, train_y, idx, gen, augment)
+                return camvid_batch(train_x, train_y, idx, gen, augment, ignore)
         else:
             def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
                 idx = torch.randint(0, len(train_x), (batch_size,), generator=gen)
@@ -271,6 +284,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         if args.eval_every and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
             if recipe.dataset == "camvid":
                 res = evaluate_camvid(model, device, indices=CAMVID_VAL_SUBSET, with_boundary=False)
+            elif recipe.dataset == "pennfudan":
+                res = evaluate_pennfudan(model, device, with_boundary=False)
             else:
                 res = evaluate_isbi(model, device, with_boundary=False)
             entry["val_miou_quick"] = round(res.miou, 4)
@@ -300,6 +315,11 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             for size in CAMVID_EVAL_SIZES:
                 res = full if size == eval_size else evaluate_camvid(stored, device, size=size, with_boundary=False)
                 by_size[f"{size[0]}x{size[1]}"] = round(res.miou, 4)
+    elif recipe.dataset == "pennfudan":
+        eval_size = parse_size(getattr(args, "eval_size", "360x270"))
+        full = evaluate_pennfudan(stored, device, short_side=eval_size[1])
+        subset = full
+        in_shape = (1, 3, eval_size[1], eval_size[0])
     else:
         full = evaluate_isbi(stored, device)
         subset = full

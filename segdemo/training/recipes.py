@@ -42,6 +42,9 @@ TRAIN_STORE_SCALE = 0.75  # training images are kept in memory at 360x270
 ISBI_TRAIN_SLICES = list(range(0, 25))
 ISBI_VAL_SLICES = list(range(25, 30))  # held out from training: the card's val numbers
 ISBI_MEAN, ISBI_STD = (0.5,), (0.5,)
+# Penn-Fudan person vs background: "full resolution" is a 360-px shorter side (the photos'
+# median is 381), so camvid_batch's 0.5-0.75 scales and 224x176 crops apply unchanged.
+PENNFUDAN_FULL_SHORT_SIDE = 360
 # A fixed, documented subset of CamVid val (every 10th image in name order) that
 # the test suite re-measures quickly; the full-val numbers are in the card too.
 CAMVID_VAL_SUBSET = list(range(0, 101, 10))
@@ -81,6 +84,9 @@ RECIPES: dict[str, Recipe] = {
     "lraspp_mobilenet_v2_slim": Recipe("lraspp_mobilenet_v2_slim", {"num_classes": 11, "inter_channels": 64,
                                                                     "features_end": 14},
                                        "camvid", "LR-ASPP", "MobileNetV2 truncated at 96 ch · CamVid", 16),
+    # person vs background on Penn-Fudan: the semantic twin of maskrcnn_mobilenet_v2_pennfudan
+    "lraspp_mobilenet_v2_person": Recipe("lraspp_mobilenet_v2", {"num_classes": 2, "inter_channels": 128},
+                                         "pennfudan", "LR-ASPP", "MobileNetV2 · Penn-Fudan", 16),
     "unet": Recipe("unet", {"in_channels": 1, "num_classes": 2, "base": 16, "depth": 4,
                             "padding": "valid", "batch_norm": True, "tile_output": 196}, "isbi2012",
                    "U-Net", "slim (16 ch), unpadded · ISBI 2012", None, lr=1e-3, batch_size=4,

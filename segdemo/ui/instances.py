@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from segdemo import config
+from segdemo import config, i18n
 from segdemo.data import pennfudan
 from segdemo.data.datasets import DatasetMissingError
 from segdemo.labs import instances as inst
-from segdemo.ui import state
+from segdemo.ui import models, state
 from segdemo.ui.inputs import decode_cached
-from segdemo.models import instance_registry
+from segdemo.models import instance_registry, weights
 from segdemo.data.images import ImageError, InputImage
 
 INSTANCE_MODELS_DIR = instance_registry.INSTANCE_MODELS_DIR
@@ -28,26 +28,44 @@ MAX_STEPS = 3  # Mask R-CNN stages of a photo (with all masks at full size) kept
 
 
 def model_identity(name: str = inst.DEFAULT_INSTANCE_MODEL) -> str:
-    """What makes the instance weights distinct: card + weights file and mtime, "random" or "missing"."""
-    card = instance_registry.list_instance_cards().get(name)
-    if card is not None:
-        path = instance_registry.INSTANCE_MODELS_DIR / card["weights_file"]
+    """What makes the instance weights distinct: weights file and mtime, "random" or "missing"."""
+    entry = {e.name: e for e in instance_registry.list_instance_models()}.get(name)
+    path = weights.locate(entry) if entry is not None else None  # type: ignore[arg-type]
+    if path is not None:
         stat = path.stat()
         return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
     return "random" if config.allow_random_weights() else "missing"
 
 
-@st.cache_resource(max_entries=1, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def _cached_model(name: str, identity: str) -> inst.LoadedInstanceModel:
     return inst.load_instance_model(name)
 
 
 def instance_model(name: str = inst.DEFAULT_INSTANCE_MODEL) -> tuple[inst.LoadedInstanceModel | None, str]:
-    """The instance model (None when its weights are missing) and its identity."""
+    """The instance model (None when its weights cannot be had) and its identity.
+
+    torchvision's weights are downloaded with a progress bar first; offline, the
+    page says which file to put where (:func:`segdemo.ui.models.show_weights_missing`).
+    """
     identity = model_identity(name)
     if identity == "missing":
-        return None, identity
+        entry = {e.name: e for e in instance_registry.list_instance_models()}.get(name)
+        if entry is None or not entry.weights.url:
+            return None, identity
+        try:
+            models.download_with_progress(entry)  # type: ignore[arg-type]
+        except weights.WeightsMissingError as exc:
+            models.show_weights_missing(exc)
+            return None, "offline"
+        identity = model_identity(name)
     return _cached_model(name, identity), identity
+
+
+def instance_model_names() -> list[str]:
+    """The instance models offered: segdemo's shipped ones (or its default while it is missing), then torchvision's."""
+    names = [e.name for e in instance_registry.list_instance_models()]
+    return names if inst.DEFAULT_INSTANCE_MODEL in names else [inst.DEFAULT_INSTANCE_MODEL] + names
 
 
 @dataclass(frozen=True)
@@ -94,3 +112,16 @@ def decode_upload(file_id: str, data_fn: Callable[[], bytes], name: str) -> Inpu
 def data_dir_key() -> str:
     """The data folder as a cache key (a changed SEGDEMO_DATA_DIR is a different entry)."""
     return str(config.data_dir())
+
+
+def display_class_names(loaded: inst.LoadedInstanceModel) -> list[str]:
+    """The instance model's class names as the page shows them: person-only models through the
+    person label set, COCO categories through their VOC class where there is one (else COCO's English)."""
+    lang = state.current_lang()
+    if len(loaded.categories) <= 2:
+        return [i18n.class_name("person", "background" if c == "__background__" else c, lang) for c in loaded.categories]
+    names = []
+    for c in loaded.categories:
+        voc = inst.voc_class_of(c)
+        names.append(i18n.class_name("voc", voc, lang) if voc is not None and lang != "en" else c)
+    return names

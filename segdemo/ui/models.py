@@ -49,7 +49,8 @@ def weights_identity(entry: ModelEntry) -> str:
     return f"{path}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
-def _download_with_progress(entry: ModelEntry) -> None:
+def download_with_progress(entry: ModelEntry) -> None:
+    """Download ``entry``'s official weights with a progress bar (raises WeightsMissingError offline)."""
     bar = st.progress(0.0, text=tr("model.downloading", file=entry.weights.filename, done=0,
                                    total=(entry.weights.size_bytes or 0) / 1e6))
 
@@ -81,7 +82,7 @@ def get_model(name: str, settings: Settings, device: str | None = None) -> weigh
     half = settings.half if device == settings.device else False
     try:
         if weights.locate(entry) is None and entry.weights.url and not config.allow_random_weights():
-            _download_with_progress(entry)
+            download_with_progress(entry)
         with st.spinner(tr("model.loading", name=entry.display_name, device=device)):
             model = _cached_model(name, device, half, weights_identity(entry))
     except weights.WeightsMissingError as exc:

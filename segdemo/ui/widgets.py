@@ -1,7 +1,8 @@
-"""Small widgets every page uses: a choice that survives a language switch."""
+"""Small widgets every page uses: a choice that survives a language switch, an image-source choice."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import streamlit as st
@@ -43,3 +44,27 @@ def set_choice(key: str, value: Any) -> None:
     st.session_state[key] = value
     if st.session_state.get(state.CHOICE_LANG, {}).get(key) == state.current_lang():
         st.session_state[f"{key}@{state.current_lang()}"] = value
+
+
+def camvid_source_choice(prefix: str, others: Sequence[str]) -> tuple[str, list[tuple[Path, Path]]]:
+    """A radio "where the image comes from": CamVid val (when the data set is there) then ``others``.
+
+    Keys and texts follow ``prefix`` (session key ``<prefix>_source``, catalogue keys
+    ``<prefix>.source``, ``<prefix>.source.<option>`` and ``<prefix>.no_camvid``).
+    Returns the choice and CamVid val's (image, label) files (empty without the data set).
+    """
+    from segdemo.data import datasets
+
+    try:
+        val_files = datasets.camvid_files("val")
+    except datasets.DatasetMissingError:
+        val_files = []
+    sources = (["camvid"] if val_files else []) + list(others)
+    key = f"{prefix}_source"
+    if st.session_state.get(key) not in sources:
+        st.session_state[key] = sources[0]
+    source = stable_choice(st.radio, state.tr(f"{prefix}.source"), sources, key, horizontal=True,
+                           format_func=state.options_formatter(f"{prefix}.source."))
+    if not val_files:
+        st.caption(state.tr(f"{prefix}.no_camvid"))
+    return source, val_files

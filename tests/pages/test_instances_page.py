@@ -120,3 +120,33 @@ def test_pq_view_of_uploaded_instance_masks(lang: str) -> None:
     expected_error = i18n.t("instances.pq.error.not_single_channel", lang,
                             what=i18n.t("instances.what.pred", lang), mode="RGB")
     assert [e.value for e in at.error] == [expected_error]
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_coco_model_offline_says_where_to_put_the_file(lang: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's COCO Mask R-CNN without its file and no network: the weights message in the page
+    (file name, folder), no traceback, and the PQ section still there."""
+    from segdemo.models import weights
+
+    def offline(entry, progress=None, connect_timeout=3.0):
+        raise weights.WeightsMissingError(entry, "offline (test)")
+
+    monkeypatch.setenv("SEGDEMO_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("SEGDEMO_ALLOW_RANDOM_WEIGHTS", "0")
+    monkeypatch.setattr(weights, "download", offline)
+    at = run(lang, inst_model=instance_registry.TORCHVISION_MASKRCNN, inst_source="upload")
+    no_exception(at)
+    assert any("maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in i.value for i in at.info), [i.value for i in at.info]
+    assert any(i18n.t("instances.sec.pq", lang) == h.value for h in at.header)
+
+
+def test_detections_table_without_a_none_kept_note(data_dir: Path) -> None:
+    """With detections kept, the table is shown and the "none kept" note is not."""
+    at = run("en")
+    no_exception(at)
+    if not TRAINED:
+        pytest.skip("needs the trained instance model")
+    none_kept = i18n.t("instances.none_kept", "en", t=0.5)
+    assert at.dataframe and not any(none_kept == i.value for i in at.info)

@@ -585,3 +585,41 @@ def test_instance_form_with_a_predictor_built_from_the_ground_truth(data_dir: Pa
     report = json.loads(out)
     assert rc == 0 and report["things"]["pq"] == pytest.approx(person_pq) and report["stuff"]["n"] == 1
     assert report["meta"]["background"] == "stuff"
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_cli_model_form_re_measures_the_shipped_instance_model(data_dir: Path, tmp_path: Path, capsys):
+    """``pq --model maskrcnn_mobilenet_v2_pennfudan`` on its 30 val photos gives the card's PQ
+    (things = person; the card's pq was measured by training.instance on the same split)."""
+    from segdemo.data.pennfudan import pennfudan_split
+    from segdemo.models.instance_registry import list_instance_cards
+
+    cards = list_instance_cards()
+    if "maskrcnn_mobilenet_v2_pennfudan" not in cards:
+        pytest.skip("instance model not shipped")
+    root = data_dir / "pennfudan"
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for stem in pennfudan_split("val"):  # links, not copies
+        (images / f"{stem}.png").symlink_to(root / "PNGImages" / f"{stem}.png")
+        (masks / f"{stem}_mask.png").symlink_to(root / "PedMasks" / f"{stem}_mask.png")
+    rc, out, err = run_cli(capsys, "--model", "maskrcnn_mobilenet_v2_pennfudan", "--images", str(images),
+                           "--instance-masks", str(masks), "--device", "cpu", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    card = cards["maskrcnn_mobilenet_v2_pennfudan"]["metrics"]
+    assert report["images"] == 30
+    assert report["things"]["pq"] == pytest.approx(card["pq"], abs=2e-3)
+    assert report["things"]["sq"] == pytest.approx(card["sq"], abs=2e-3)
+    assert report["things"]["rq"] == pytest.approx(card["rq"], abs=2e-3)
+    assert set(report) >= {"all", "things", "stuff", "per_class"}
+
+
+def test_cli_model_form_unknown_model_is_one_line(capsys, tmp_path: Path):
+    (tmp_path / "i").mkdir()
+    (tmp_path / "m").mkdir()
+    rc, _, err = run_cli(capsys, "--model", "no_such_model", "--images", str(tmp_path / "i"),
+                         "--instance-masks", str(tmp_path / "m"))
+    assert rc == 2 and "unknown instance model" in err and "Traceback" not in err

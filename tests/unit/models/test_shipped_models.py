@@ -4,8 +4,8 @@ cards, loadable, and the cards' validation numbers re-measured on the data direc
 Re-measuring: CamVid cards carry, besides the full-val numbers, those of a fixed,
 documented subset (val images 0, 10, ..., 100 in name order) that is re-measured
 here for every model (metrics incl. boundary F1); FCN-8s, the offline default, also
-gets its full-val mIoU re-measured. The U-Net's held-out slices 25-29 are
-re-measured in full. Tolerances only absorb float round-off between machines.
+gets its full-val mIoU re-measured. The U-Net's held-out slices 25-29 and the
+person model's 30 Penn-Fudan val photos are re-measured in full. Tolerances only absorb float round-off between machines.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from segdemo.models import registry, weights
 from segdemo.training import cards
 
 EXPECTED = {"fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid", "deeplab_slim_camvid", "unet_isbi2012",
-            "deeplabv3_mobilenet_v2_camvid", "deeplabv3_mobilenet_v2_scratch_camvid", "lraspp_mobilenet_v2_camvid"}
+            "deeplabv3_mobilenet_v2_camvid", "deeplabv3_mobilenet_v2_scratch_camvid", "lraspp_mobilenet_v2_camvid",
+            "lraspp_mobilenet_v2_pennfudan"}
 OFFLINE_DEFAULT = "lraspp_mobilenet_v2_camvid"
 CARDS = {p.stem: p for p in sorted(config.SHIPPED_MODELS_DIR.glob("*.json"))}
 CAMVID = sorted(n for n in EXPECTED if n.endswith("_camvid"))
@@ -125,3 +126,20 @@ def test_paper_ordering_in_the_cards() -> None:
     m = {n: card(n)["metrics"] for n in ("fcn32s_camvid", "fcn16s_camvid", "fcn8s_camvid")}
     assert m["fcn32s_camvid"]["miou"] < m["fcn16s_camvid"]["miou"] < m["fcn8s_camvid"]["miou"]
     assert m["fcn32s_camvid"]["boundary_f1"] < m["fcn16s_camvid"]["boundary_f1"] < m["fcn8s_camvid"]["boundary_f1"]
+
+
+@pytest.mark.slow
+def test_person_card_is_re_measured(data_dir: Path) -> None:
+    """The semantic twin of the Mask R-CNN: same Penn-Fudan val split, every number of its card re-measured."""
+    from segdemo.data.pennfudan import pennfudan_split
+
+    c = card("lraspp_mobilenet_v2_pennfudan")
+    assert c["label_set"] == "person" and "research" in c["dataset_license"]
+    assert c["val_subset"]["names"] == pennfudan_split("val") and len(c["val_subset"]["names"]) == 30
+    model = weights.load_model(registry.get("lraspp_mobilenet_v2_pennfudan"), allow_random=False)
+    res = cards.evaluate_pennfudan(model, "cpu", short_side=c["preprocess"]["resize_size"])
+    assert res.images == 30
+    assert res.miou == pytest.approx(c["metrics"]["miou"], abs=TOL)
+    assert res.pixel_acc == pytest.approx(c["metrics"]["pixel_acc"], abs=TOL)
+    assert res.boundary_f1 == pytest.approx(c["metrics"]["boundary_f1"], abs=TOL)
+    assert c["val"]["per_class_iou"]["person"] > 0.7

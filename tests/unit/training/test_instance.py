@@ -219,7 +219,8 @@ def test_shipped_maskrcnn_remeasures_its_card(data_dir):
 
     if not (INSTANCE_MODELS_DIR / "maskrcnn_mobilenet_v2_pennfudan.json").is_file():
         pytest.skip("maskrcnn_mobilenet_v2_pennfudan not shipped")
-    model, card = load_instance_model("maskrcnn_mobilenet_v2_pennfudan")
+    model, entry, _ = load_instance_model("maskrcnn_mobilenet_v2_pennfudan")
+    card = entry.card
     assert (INSTANCE_MODELS_DIR / card["weights_file"]).stat().st_size < 10_500_000
     assert "research" in card["data_licence"] and card["val_images"] == 30
     samples = [load_pennfudan(n) for n in pennfudan_split("val")]
