@@ -9,6 +9,7 @@ import sys
 from segdemo import config
 from segdemo.data import datasets
 from segdemo.training.augment import AUGMENTATIONS
+from segdemo.training.distill import DEFAULT_MIX, DEFAULT_TEMPERATURE
 from segdemo.training.loop import train
 from segdemo.training.recipes import RECIPES, RUNS_DIR, STRATEGIES
 
@@ -46,6 +47,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/<name>/last.pt")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop after this many epochs (split a long run; continue with --resume)")
+    p.add_argument("--teacher", default=None, help="distil from this shipped model (e.g. lraspp_mobilenet_v2_camvid)")
+    p.add_argument("--kd-temperature", type=float, default=DEFAULT_TEMPERATURE, help="distillation temperature T")
+    p.add_argument("--kd-mix", type=float, default=DEFAULT_MIX,
+                   help="weight of the distillation term: (1 - mix) * CE + mix * T^2 * KL")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--offline-default", action="store_true", help="mark as the app's offline default model")
     p.set_defaults(func=_cmd_train)

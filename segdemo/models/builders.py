@@ -12,7 +12,7 @@ from torch import nn
 
 from segdemo.models.deeplab_slim import deeplab_slim
 from segdemo.models.fcn import fcn8s, fcn16s, fcn32s
-from segdemo.models.mobilenet_v2 import deeplabv3_mobilenet_v2, lraspp_mobilenet_v2
+from segdemo.models.mobilenet_v2 import deeplabv3_mobilenet_v2, lraspp_mobilenet_v2, lraspp_mobilenet_v2_slim
 from segdemo.models.unet import unet
 
 BUILDERS: dict[str, Callable[..., Any]] = {
@@ -23,6 +23,7 @@ BUILDERS: dict[str, Callable[..., Any]] = {
     "deeplab_slim": deeplab_slim,
     "deeplabv3_mobilenet_v2": deeplabv3_mobilenet_v2,
     "lraspp_mobilenet_v2": lraspp_mobilenet_v2,
+    "lraspp_mobilenet_v2_slim": lraspp_mobilenet_v2_slim,
 }
 
 

@@ -16,7 +16,14 @@
   1x1 branch gated by a global-pooling branch on the stride-16 features, plus a
   1x1 classifier on the stride-8 features.
 
-Both return logits at the input's size, upsampled bilinearly.
+* The distillation lab's student (:func:`lraspp_mobilenet_v2_slim`): the same
+  LR-ASPP head on a *truncated* MobileNetV2 — ``features[:14]``, which ends with
+  the 96-channel stage at stride 16 (no dilation needed), so the 160- and
+  320-channel stages, about 70 % of the backbone's parameters, are left out; a
+  64-channel head instead of 128. It keeps the shipped ImageNet weights of the
+  blocks it has.
+
+All return logits at the input's size, upsampled bilinearly.
 """
 
 from __future__ import annotations
@@ -34,12 +41,19 @@ from torchvision.models.segmentation.lraspp import LRASPPHead
 STRIDE8_END = 7  # features[:7] -> 32 channels at stride 8
 DILATE_FROM = 14  # features[14] is the stride-2 block of the 160-channel stage
 FEATURES_END = 18  # features[:18] -> 320 channels (features[18] is the 1280-ch 1x1 conv)
+SLIM_FEATURES_END = 14  # features[:14] -> 96 channels at stride 16 (the student's truncated backbone)
 LOW_CHANNELS, HIGH_CHANNELS = 32, 320
 
 
-def mobilenet_v2_features(output_stride: int = 16) -> nn.Sequential:
-    """MobileNetV2 ``features[:18]`` at ``output_stride`` 16 (dilated) or 32, randomly initialised."""
-    features = tv_mobilenet_v2(weights=None).features[:FEATURES_END]
+def mobilenet_v2_features(output_stride: int = 16, end: int = FEATURES_END) -> nn.Sequential:
+    """MobileNetV2 ``features[:end]`` at ``output_stride`` 16 (dilated) or 32, randomly initialised.
+
+    With ``end <= DILATE_FROM`` the backbone stops before the last stride-2 block,
+    so it is at stride 16 without any dilation.
+    """
+    if not STRIDE8_END < end <= FEATURES_END:
+        raise ValueError(f"end must be in {STRIDE8_END + 1}..{FEATURES_END}")
+    features = tv_mobilenet_v2(weights=None).features[:end]
     if output_stride == 16:
         for block in features[DILATE_FROM:]:
             for m in block.modules():
@@ -85,10 +99,11 @@ class DeepLabV3MobileNetV2(nn.Module):
 class LRASPPMobileNetV2(nn.Module):
     """MobileNetV2: stride-8 features (low) and stride-16 features (high) -> LR-ASPP head."""
 
-    def __init__(self, num_classes: int = 11, inter_channels: int = 128) -> None:
+    def __init__(self, num_classes: int = 11, inter_channels: int = 128, features_end: int = FEATURES_END) -> None:
         super().__init__()
-        self.backbone = mobilenet_v2_features(16)
-        self.classifier = LRASPPHead(LOW_CHANNELS, HIGH_CHANNELS, num_classes, inter_channels)
+        self.backbone = mobilenet_v2_features(16, features_end)
+        high = self.backbone[-1].out_channels  # 320 for the full backbone, 96 when truncated at 14
+        self.classifier = LRASPPHead(LOW_CHANNELS, high, num_classes, inter_channels)
 
     def coarse_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores at output stride 8 (the low branch's resolution), before the final upsampling."""
@@ -108,3 +123,9 @@ def deeplabv3_mobilenet_v2(num_classes: int = 11, atrous_rates: tuple[int, ...] 
 def lraspp_mobilenet_v2(num_classes: int = 11, inter_channels: int = 128) -> LRASPPMobileNetV2:
     """LR-ASPP on MobileNetV2, randomly initialised (see :func:`load_imagenet_features`)."""
     return LRASPPMobileNetV2(num_classes, inter_channels)
+
+
+def lraspp_mobilenet_v2_slim(num_classes: int = 11, inter_channels: int = 64,
+                             features_end: int = SLIM_FEATURES_END) -> LRASPPMobileNetV2:
+    """The distillation student: LR-ASPP on MobileNetV2 truncated at ``features_end`` (random init)."""
+    return LRASPPMobileNetV2(num_classes, inter_channels, features_end)

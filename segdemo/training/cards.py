@@ -165,7 +165,7 @@ def make_card(args: argparse.Namespace, argv: list[str], recipe: Recipe, name: s
     full_card = full.as_card(label_set)
     strategy = getattr(args, "strategy", "scratch")
     backbone = recipe.backbone
-    if recipe.builder.endswith("mobilenet_v2"):
+    if recipe.builder.startswith(("deeplabv3_mobilenet_v2", "lraspp_mobilenet_v2")):
         backbone = backbone.replace("MobileNetV2", "MobileNetV2 (ImageNet)" if strategy != "scratch"
                                     else "MobileNetV2 (from scratch)")
     eval_h = parse_size(getattr(args, "eval_size", "240x180"))[1]

@@ -50,6 +50,10 @@ class LiveRunConfig:
     batch_size: int = 8
     seed: int = 0
     architecture: str = LIVE_ARCHITECTURE
+    # distillation lab: a shipped teacher (None: plain CE), its temperature and the loss mix
+    teacher: str | None = None
+    kd_temperature: float = 4.0
+    kd_mix: float = 0.5
 
 
 @dataclass
@@ -157,6 +161,12 @@ def train_live_run(run: LiveRun, report: Any, should_stop: Any, out_dir: Path) -
            total_params=sum(p.numel() for p in model.parameters()))
     weights = class_weights(data["train_labels"][subset], CAMVID.num_classes, CAMVID.ignore_index)
     criterion = SegmentationLoss(weight=weights, ignore_index=CAMVID.ignore_index)  # soft targets with MixUp
+    loss_fn = None
+    if cfg.teacher:
+        from segdemo.training.distill import DistillationLoss, load_teacher
+
+        loss_fn = DistillationLoss(criterion, load_teacher(cfg.teacher), cfg.kd_temperature, cfg.kd_mix,
+                                   CAMVID.ignore_index, cfg.teacher)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
     steps = max(len(train_x) // cfg.batch_size, 1)
     total = steps * cfg.epochs
@@ -179,7 +189,8 @@ def train_live_run(run: LiveRun, report: Any, should_stop: Any, out_dir: Path) -
                    phase="validating" if step + 1 == steps else "training")
 
         mean = train_epoch(model, optimizer, criterion, next_batch, steps, device, cfg.strategy,
-                           lambda s, e=epoch: lr_at(e * steps + s, total, cfg.lr, warmup), on_step, should_stop)
+                           lambda s, e=epoch: lr_at(e * steps + s, total, cfg.lr, warmup), on_step, should_stop,
+                           loss_fn)
         if mean is None:
             report(status="stopped")
             break
@@ -187,7 +198,7 @@ def train_live_run(run: LiveRun, report: Any, should_stop: Any, out_dir: Path) -
         val = score_predictions(preds, list(data["val_labels"]), CAMVID, with_boundary=False)
         report(epoch=epoch + 1, step=0, phase="training", history=run.history + [
             {"epoch": epoch + 1, "loss": round(mean, 4), "val_miou": round(val.miou, 4),
-             "seconds": round(run.elapsed, 1)}])
+             "seconds": round(run.elapsed, 1), **(loss_fn.epoch_summary() if loss_fn else {})}])
     path = out_dir / f"live_run_{run.run_id}.safetensors"
     save_weights(model, path, half=False)
     report(weights_path=path)

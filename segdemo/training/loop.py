@@ -139,13 +139,16 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: n
                 next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]], steps: int, device: torch.device,
                 strategy: str, lr_of_step: Callable[[int], float],
                 on_step: Callable[[int, float], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> float | None:
+                should_stop: Callable[[], bool] | None = None,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                ) -> float | None:
     """One epoch of ``steps`` optimizer steps; the mean loss, or None when ``should_stop`` said so.
 
     The one training loop of segdemo: the CLI and the in-app lab both run it.
     ``lr_of_step(step)`` is the base learning rate; each parameter group scales it by
     its ``lr_mult`` (see :func:`apply_strategy`). ``on_step(step, running mean loss)``
-    reports progress.
+    reports progress. ``loss_fn(logits, x, y)``, when given, replaces ``criterion(logits, y)``
+    (distillation: :class:`segdemo.training.distill.DistillationLoss`).
     """
     set_train_mode(model, strategy)
     running = 0.0
@@ -157,7 +160,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: n
         x, y = next_batch(step)
         x, y = x.to(device), y.to(device)
         logits = model(x)  # the bare network: U-Net trains on single tiles
-        loss = criterion(logits, y)
+        loss = criterion(logits, y) if loss_fn is None else loss_fn(logits, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -237,6 +240,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
           f"class weights {np.round(weights.numpy(), 2).tolist()}", file=sys.stderr)
 
     criterion = SegmentationLoss(weight=weights.to(device), ignore_index=ignore)  # hard or soft (MixUp) targets
+    from segdemo.training.distill import loss_from_args
+
+    loss_fn = loss_from_args(args, criterion, ignore, device)  # None unless --teacher
     optimizer = torch.optim.AdamW(param_groups, lr=args.lr, weight_decay=args.weight_decay)
     batch_size = args.batch_size or recipe.batch_size
     if photos:
@@ -277,10 +283,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         bar = TextProgress(f"epoch {epoch + 1}/{args.epochs}", steps_per_epoch, unit="steps")
         running = train_epoch(model, optimizer, criterion, next_batch, steps_per_epoch, device, strategy,
                               lr_of_step=lambda s, e=epoch: lr_at(e * steps_per_epoch + s, total_steps, args.lr, warmup),
-                              on_step=lambda s, loss: bar.update(s + 1, info=f"loss {loss:.4f}"))
+                              on_step=lambda s, loss: bar.update(s + 1, info=f"loss {loss:.4f}"), loss_fn=loss_fn)
         bar.close()
         entry = {"epoch": epoch + 1, "loss": running,
                  "seconds": round(time.monotonic() - train_start, 1)}
+        if loss_fn is not None:
+            entry.update(loss_fn.epoch_summary())
         if args.eval_every and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
             if recipe.dataset == "camvid":
                 res = evaluate_camvid(model, device, indices=CAMVID_VAL_SUBSET, with_boundary=False)
@@ -311,7 +319,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         full = evaluate_camvid(stored, device, size=eval_size)
         subset = evaluate_camvid(stored, device, indices=CAMVID_VAL_SUBSET, size=eval_size)
         in_shape = (1, 3, eval_size[1], eval_size[0])
-        if recipe.builder.endswith("mobilenet_v2"):
+        if recipe.builder.startswith(("deeplabv3_mobilenet_v2", "lraspp_mobilenet_v2")):
             for size in CAMVID_EVAL_SIZES:
                 res = full if size == eval_size else evaluate_camvid(stored, device, size=size, with_boundary=False)
                 by_size[f"{size[0]}x{size[1]}"] = round(res.miou, 4)
@@ -328,6 +336,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     ms = inference_ms(stored.cpu(), in_shape, torch.device("cpu"))
     card = make_card(args, argv, recipe, name, label_set, full, subset, n_all, n_train, ms, weights_path,
                      history, train_seconds, device)
+    if loss_fn is not None:
+        loss_fn.annotate_card(card, stored.cpu(), in_shape)
     if by_size:
         card["val_by_input_size"] = {"miou": by_size, "note": "full val (101 images), scored at 480x360; "
                                      "the model's native input is the card's preprocess.resize_size"}

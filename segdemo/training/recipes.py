@@ -80,6 +80,10 @@ RECIPES: dict[str, Recipe] = {
                                      "camvid", "DeepLabV3", "MobileNetV2 · CamVid", 16),
     "lraspp_mobilenet_v2": Recipe("lraspp_mobilenet_v2", {"num_classes": 11, "inter_channels": 128},
                                   "camvid", "LR-ASPP", "MobileNetV2 · CamVid", 16),
+    # the distillation student: truncated MobileNetV2 (features[:14], 96 ch) + a 64-ch LR-ASPP head
+    "lraspp_mobilenet_v2_slim": Recipe("lraspp_mobilenet_v2_slim", {"num_classes": 11, "inter_channels": 64,
+                                                                    "features_end": 14},
+                                       "camvid", "LR-ASPP", "MobileNetV2 truncated at 96 ch · CamVid", 16),
     # person vs background on Penn-Fudan: the semantic twin of maskrcnn_mobilenet_v2_pennfudan
     "lraspp_mobilenet_v2_person": Recipe("lraspp_mobilenet_v2", {"num_classes": 2, "inter_channels": 128},
                                          "pennfudan", "LR-ASPP", "MobileNetV2 · Penn-Fudan", 16),

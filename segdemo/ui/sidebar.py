@@ -40,6 +40,7 @@ PAGES = (
     ("pages/10_Compare.py", "page.compare"),
     ("pages/11_Semantic_vs_Instance.py", "page.instances"),
     ("pages/12_Augmentation.py", "page.augmentation"),
+    ("pages/13_Distillation.py", "page.distillation"),
 )
 
 
