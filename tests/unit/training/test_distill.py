@@ -168,3 +168,21 @@ def test_speed_vs_teacher_counts_and_times_both() -> None:
     assert out["teacher_params"] == sum(p.numel() for p in teacher.parameters())
     assert out["params_ratio"] == round(out["student_params"] / out["teacher_params"], 3)
     assert out["student_cpu_ms"] > 0 and out["teacher_cpu_ms"] > 0 and out["input"] == "1x3x64x96"
+
+
+def test_soft_targets_one_hot_give_the_hard_label_loss() -> None:
+    """MixUp's soft labels go through the same loss: one-hot soft targets (void = no mass) give
+    exactly the loss of the hard labels they encode, distillation term included."""
+    from segdemo.training.losses import SegmentationLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5)
+    hard = torch.randint(0, 3, (2, 4, 5))
+    hard[0, 0, :2] = 7  # void
+    soft = torch.zeros(2, 3, 4, 5)
+    valid = hard != 7
+    soft.permute(0, 2, 3, 1)[valid] = torch.nn.functional.one_hot(hard[valid], 3).float()
+    teacher = nn.Conv2d(3, 3, 1)
+    x = torch.randn(2, 3, 4, 5)
+    loss = DistillationLoss(SegmentationLoss(ignore_index=7), teacher, 2.0, 0.5, 7)
+    assert loss(logits, x, soft).item() == pytest.approx(loss(logits, x, hard).item(), rel=1e-6)
