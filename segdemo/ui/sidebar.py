@@ -42,6 +42,13 @@ PAGES = (
 )
 
 
+COMPACT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 2.2rem; padding-bottom: 2rem; }
+[data-testid="stMain"] h1 { font-size: 2.0rem; padding: 0 0 0.4rem 0; }
+[data-testid="stMetricLabel"] p { white-space: normal; overflow-wrap: anywhere; }
+</style>"""
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the shared sidebar decided for this rerun."""
@@ -187,6 +194,9 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     ``show_model`` / ``show_overlay`` hide sidebar sections a page does not use.
     """
     st.set_page_config(page_title="segdemo", page_icon="🧩", layout="wide")
+    # A compact header: at 1280x800 the default top padding and title size push a page's
+    # first result below the fold.
+    st.html(COMPACT_CSS)
     seed_session_state()
     page_links(st.sidebar)
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,
