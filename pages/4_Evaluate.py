@@ -99,6 +99,9 @@ with st.expander(tr("eval.settings"), expanded=False):
     gt_set = ei.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
         "eval_gt_labels", "voc"))
     policy, ignore = ei.policy_controls(gt_set)
+if ignore is not None and 0 <= ignore < gt_set.num_classes:
+    st.warning(tr("eval.ignore_is_class", ignore=ignore, labels=tr(f"labelset.{gt_set.key}"),
+                  name=ei.class_names(gt_set, state.current_lang())[ignore]))
 ei.show_label_sets(guess, gt_set, entry.display_name if mode != "annotators" else None,
                    entry.label_set if mode != "annotators" else None)
 mapping = None

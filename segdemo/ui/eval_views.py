@@ -211,10 +211,13 @@ def batch_views(result: BatchResult, label_set: LabelSet, key: str, other: bool 
         st.error(tr("eval.batch.nothing"))
         return
     summary_metrics(scores)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.metric(tr("eval.batch.accumulated"), f"{scores.summary['mIoU']:.1%}" if math.isfinite(scores.summary["mIoU"]) else "—")
     c2.metric(tr("eval.batch.per_image_mean"),
               f"{result.mean_image_miou:.1%}" if math.isfinite(result.mean_image_miou) else "—")
+    bf = result.mean_image_boundary_f1
+    c3.metric(tr("eval.batch.bf_imagewise"), f"{bf:.1%}" if math.isfinite(bf) else "—",
+              help=tr("eval.batch.bf_imagewise.help"))
     st.info(tr("eval.batch.why_differ"))
     tab_table, tab_cm, tab_images = st.tabs([tr("eval.tab.table"), tr("eval.tab.cm"), tr("eval.tab.images")])
     with tab_table:

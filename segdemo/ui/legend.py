@@ -38,16 +38,26 @@ def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]
 
     ``areas`` is :func:`segdemo.render.class_areas`' output (largest first).
     Background starts hidden so the photo is not darkened. Returns the hidden classes.
+    The choices are kept per label set (``state.CLASS_TOGGLES``), so they survive
+    model switches, failed loads and page changes.
     """
     hidden: set[int] = set()
+    # The choices live in a plain per-label-set dict, not only in the checkboxes: a run
+    # that draws no legend (a model whose weights are missing, another page) drops the
+    # widgets' state, and the next legend must come back as the user left it.
+    kept: dict[int, bool] = st.session_state.setdefault(state.CLASS_TOGGLES, {}).setdefault(label_set.key, {})
     for cls, pixels, share in areas:
         widget_key = f"{key}_{label_set.key}_{cls}"
-        st.session_state.setdefault(widget_key, cls != label_set.background_index)
+        if widget_key not in st.session_state:
+            st.session_state[widget_key] = kept.get(cls, cls != label_set.background_index)
         swatch, toggle = st.columns([1, 11], vertical_alignment="center")
         swatch.markdown(
             f'<div style="width:1.6em;height:1.2em;border:1px solid #444;background:rgb{tuple(label_set.colors[cls])}">'
             "</div>", unsafe_allow_html=True)
         label = f"**{class_label(label_set.key, cls)}** — {tr('segment.share', share=share, pixels=pixels)}"
-        if not toggle.checkbox(label, key=widget_key):
+        shown = toggle.checkbox(label, key=widget_key)
+        kept[cls] = bool(shown)
+        if not shown:
             hidden.add(cls)
+    hidden |= {c for c, on in kept.items() if not on}  # a hidden class stays hidden while absent here
     return hidden

@@ -51,6 +51,20 @@ OVERFLOW_JS = """() => {
   return found; }"""
 
 
+def settle_long(page, timeout_s: float = 400) -> None:  # noqa: ANN001
+    """:func:`settle` with a longer limit: Compare measures four models on its first visit."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            settle(page, quiet_s=1.0)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def overflow(page) -> list[str]:  # noqa: ANN001
     """What sticks out of the main area or hides behind a scroller (empty: everything fits)."""
     return page.evaluate(OVERFLOW_JS)
@@ -154,10 +168,10 @@ def test_nothing_is_wider_than_the_main_area_on_any_page(server: str, browser, s
             for name in _pages():
                 page.goto(f"{server}/{name}")
                 page.wait_for_selector('[data-testid="stApp"]')
-                settle(page, quiet_s=1.0)
+                settle_long(page)
                 if lang == "en":  # a page load is a new session: Korean again
                     choose_language(page, "en")
-                    settle(page, quiet_s=1.0)
+                    settle_long(page)
                 page.wait_for_timeout(500)  # charts and tables lay out after the run ends
                 assert_no_exception(page, f"{name or 'Home'} ({lang})")
                 page.screenshot(path=shots / f"fit_{name or 'Home'}_{lang}.png")
