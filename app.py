@@ -27,15 +27,25 @@ def _weights_state(entry: registry.ModelEntry) -> str:
     return tr("home.weights.cached") if weights.locate(entry) else tr("home.weights.missing")
 
 
+# Each published mIoU comes from its own data split: the column says which.
+SPLITS = (("CamVid val", "home.split.camvid_val"), ("ISBI", "home.split.isbi_heldout"), ("COCO", "home.split.coco_val"))
+
+
+def _miou_text(entry: registry.ModelEntry) -> str:
+    miou = entry.metrics.get("miou")
+    if miou is None:
+        return "—"
+    split = next((tr(key) for prefix, key in SPLITS if entry.metrics_source.startswith(prefix)), entry.metrics_source)
+    return f"{miou:.1%} ({split})"
+
+
 st.caption(tr("home.models_caption", n=len(models), offline=sum(e.source == "segdemo" for e in models)))
-st.dataframe(
-    pd.DataFrame({
-        tr("home.col.model"): [e.display_name for e in models],
-        tr("home.col.labels"): [tr("labelset." + e.label_set_key) for e in models],
-        tr("home.col.miou"): [e.metrics.get("miou") for e in models],
-        tr("home.col.params"): [f"{e.num_params / 1e6:.1f} M" if e.num_params else "?" for e in models],
-        tr("home.col.weights"): [_weights_state(e) for e in models],
-    }),
-    column_config={tr("home.col.miou"): st.column_config.NumberColumn(format="percent")},
-    hide_index=True,
-)
+# A static table: every row and column shows, headers wrap, nothing is wider than the main area.
+st.table(pd.DataFrame({
+    tr("home.col.model"): [e.display_name for e in models],
+    tr("home.col.labels"): [tr("labelset." + e.label_set_key) for e in models],
+    tr("home.col.miou"): [_miou_text(e) for e in models],
+    tr("home.col.params"): [f"{e.num_params / 1e6:.2f} M" if e.num_params else "?" for e in models],
+    tr("home.col.weights"): [_weights_state(e) for e in models],
+}).style.hide(axis="index"))
+st.caption(tr("home.params_caption"))
