@@ -3,9 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from segdemo.inference import devices
 from segdemo.models import registry, weights
-from segdemo.ui.sidebar import page_links, setup_page
+from segdemo.ui.sidebar import device_label, page_links, setup_page
 from segdemo.ui.state import tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
@@ -15,7 +14,7 @@ st.subheader(tr("home.pages"))
 page_links(st.container())
 
 st.subheader(tr("home.device"))
-st.write(devices.device_name(settings.device))
+st.write(device_label(settings.device))
 
 st.subheader(tr("home.models"))
 models = registry.list_models()

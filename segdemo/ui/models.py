@@ -14,12 +14,12 @@ import torch
 
 from segdemo import config
 from segdemo.data.images import InputImage
-from segdemo.inference import devices, pipeline
+from segdemo.inference import pipeline
 from segdemo.inference.pipeline import Prediction, predict_with_cpu_fallback
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
 from segdemo.ui import state
-from segdemo.ui.sidebar import Settings
+from segdemo.ui.sidebar import Settings, device_label
 from segdemo.ui.state import tr
 
 MAX_CACHED_MODELS = 3
@@ -127,7 +127,7 @@ def timing_caption(pred: Prediction) -> None:
     """One line with the time of each stage and the device."""
     t = pred.timings
     st.caption(tr("timing.line", pre=t["preprocess"] * 1000, fwd=t["forward"] * 1000,
-                  post=t["postprocess"] * 1000, device=devices.device_name(pred.device))
+                  post=t["postprocess"] * 1000, device=device_label(pred.device))
                + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0]))
     if pred.input_capped:
         st.info(tr("timing.input_capped", w=pred.input_size[1], h=pred.input_size[0],

@@ -146,13 +146,50 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
             target.write_bytes(upload.getvalue())
             new_entry = weights.register_user_checkpoint(entry, target)
         except Exception as exc:  # any unreadable or mismatching file: say why, keep state
-            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=str(exc)[:300]))
+            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=checkpoint_reason(exc, entry)))
             return
         st.session_state[state.OWN_CHECKPOINT_DONE] = upload.file_id
         st.session_state.setdefault(state.OWN_MODELS, []).append(new_entry.name)
         st.session_state[state.BACKBONE] = new_entry.backbone
         st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
         st.rerun()
+
+
+def device_label(device: str) -> str:
+    """The device's name in the session's language (a GPU's product name as the driver gives it)."""
+    if device.startswith("cuda"):
+        return devices.device_name(device)
+    if device == "mps":
+        return tr("sidebar.device.mps")
+    import os
+    import platform
+
+    import torch
+
+    return tr("sidebar.device.cpu", cpu=platform.processor() or platform.machine(),
+              threads=torch.get_num_threads(), cores=os.cpu_count())
+
+
+def checkpoint_reason(exc: BaseException, entry: ModelEntry) -> str:
+    """Why a user's checkpoint was refused, in the session's language.
+
+    PyTorch's own text is never shown: it is English, long, and for a pickled
+    file it advises ``weights_only=False`` — loading such a file can run code.
+    """
+    from segdemo.i18n.errors import UserError
+
+    if isinstance(exc, UserError):
+        return tr(exc.key, **exc.values)
+    text = str(exc)
+    if "does not fit the architecture" in text:
+        return tr("sidebar.ckpt.mismatch", arch=entry.architecture, labels=tr(f"labelset.{entry.label_set_key}"))
+    if "holds no state dict" in text:
+        return tr("sidebar.ckpt.no_state_dict")
+    if "only .safetensors" in text:
+        return tr("sidebar.ckpt.type")
+    if "weights_only" in text or "Unpickl" in type(exc).__name__ or "global" in text.lower():
+        return tr("sidebar.ckpt.unsafe")
+    return tr("sidebar.ckpt.unreadable")
 
 
 def existing_pages() -> list[tuple[str, str]]:
@@ -203,7 +240,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
     device_options = devices.available_devices()
     st.sidebar.selectbox(tr("sidebar.device"), device_options, key=state.DEVICE)
-    st.sidebar.caption(tr("sidebar.device_name", name=devices.device_name(st.session_state[state.DEVICE])))
+    st.sidebar.caption(tr("sidebar.device_name", name=device_label(st.session_state[state.DEVICE])))
     if devices.supports_half(st.session_state[state.DEVICE]):
         st.sidebar.checkbox(tr("sidebar.half"), key=state.HALF, help=tr("sidebar.half_help"))
     half = bool(st.session_state[state.HALF]) and devices.supports_half(st.session_state[state.DEVICE])
