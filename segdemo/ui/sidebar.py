@@ -121,6 +121,10 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     info = tr("sidebar.model_info", params=f"{entry.num_params / 1e6:.1f} M" if entry.num_params else "?",
               size=_size_text(entry))
     st.sidebar.caption(f"{tr('labelset.' + entry.label_set_key)} · {info}")
+    # What the model was trained on, plainly: a microscope model on a street photo (or the
+    # reverse) still paints every pixel, and its class names then mean nothing.
+    domain = tr(f"sidebar.domain.{entry.label_set_key}")
+    (st.sidebar.warning if entry.label_set_key == "isbi" else st.sidebar.caption)(domain)
     if entry.metrics.get("miou") is not None and entry.metrics.get("pixel_acc") is not None:
         st.sidebar.caption(tr("sidebar.metrics", miou=entry.metrics["miou"], acc=entry.metrics["pixel_acc"],
                               source=entry.metrics_source))
