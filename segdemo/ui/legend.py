@@ -20,8 +20,20 @@ def class_label(label_set_key: str, class_index: int) -> str:
     return i18n.class_name(label_set_key, ls.classes[class_index], state.current_lang())
 
 
-def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]]) -> None:
-    """A legend: colour swatch, class name and a value (e.g. pixel share) per row."""
+def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]], inline: bool = False) -> None:
+    """A legend: colour swatch, class name and a value (e.g. pixel share) per row.
+
+    ``inline``: all entries on one wrapping line (under a picture), never one word per line.
+    """
+    if inline:
+        items = "".join(
+            f'<span style="display:inline-block;white-space:nowrap;margin:0 1.4em 0.3em 0">'
+            f'<span style="display:inline-block;width:1.4em;height:1.0em;border:1px solid #444;vertical-align:middle;'
+            f'background:rgb{tuple(color)}"></span> {html.escape(name)}'
+            + (f" <b>{html.escape(value)}</b>" if value else "") + "</span>"
+            for color, name, value in rows)
+        st.markdown(f'<div class="segdemo-legend" style="font-size:1.1rem">{items}</div>', unsafe_allow_html=True)
+        return
     with_values = any(value for _, _, value in rows)
     cells = "".join(
         f'<tr><td><span style="display:inline-block;width:1.4em;height:1.0em;border:1px solid #444;'
