@@ -59,8 +59,8 @@ def _value_range(values: list[int]) -> str:
 def _index_fits(values: set[int], ls: LabelSet) -> tuple[bool, bool]:
     """(the values fit ``ls``, direct evidence for ``ls``) for an index mask."""
     n = ls.num_classes
-    if n == 2 and values <= {0, 255} and 255 in values:
-        return True, True  # a binary 0/255 mask of a two-class set (as ISBI ships them)
+    if n == 2 and values == {0, 255}:
+        return True, True  # a binary 0/255 mask of a two-class set (as ISBI ships them); all-255 is VOC void
     ignore = ls.ignore_index
     classes = {v for v in values if 0 <= v < n}
     rest = values - classes - ({ignore} if ignore is not None else set())
@@ -149,7 +149,7 @@ def guess_label_set(data: bytes, name: str, model_key: str | None = None) -> Lab
     best = ranked[0]
     ls = LABEL_SETS[best]
     if fits[best][1]:
-        if ls.num_classes == 2 and set(used) <= {0, 255}:
+        if ls.num_classes == 2 and set(used) == {0, 255}:
             return LabelGuess(best, tuple(ranked), "binary", {"labels": best})
         return LabelGuess(best, tuple(ranked), "ignore_value",
                           {"labels": best, "values": shown, "ignore": ls.ignore_index})

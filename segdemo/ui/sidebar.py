@@ -43,7 +43,7 @@ PAGES = (
 
 
 COMPACT_CSS = """<style>
-[data-testid="stMainBlockContainer"] { padding-top: 2.2rem; padding-bottom: 2rem; }
+[data-testid="stMainBlockContainer"] { padding-top: 3.9rem; padding-bottom: 2rem; }
 [data-testid="stMain"] h1 { font-size: 2.0rem; padding: 0 0 0.4rem 0; }
 [data-testid="stMetricLabel"] p { white-space: normal; word-break: keep-all; overflow-wrap: anywhere; }
 </style>"""

@@ -42,6 +42,8 @@ def test_index_values_decide_or_the_model_does() -> None:
     g = guess_label_set(_png(small), "m.png", "voc")
     assert (g.key, g.reason, g.ambiguous) == ("voc", "model_set", True)
     assert guess_label_set(_png(small), "m.png", "camvid").key == "camvid"
+    void = np.full((4, 4), 255, dtype=np.uint8)  # all void: VOC's ignore value, not an ISBI binary mask
+    assert guess_label_set(_png(void), "m.png", "isbi").key == "voc"
     g = guess_label_set(_png(np.array([[0, 40]], dtype=np.uint8)), "m.png", "camvid")
     assert (g.fits, g.reason, g.key) == ((), "values_none", "camvid")
 
