@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from segdemo.models import registry, weights
-from segdemo.ui.sidebar import device_label, page_links, setup_page
+from segdemo.ui.sidebar import device_label, metrics_split, page_links, setup_page
 from segdemo.ui.state import tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
@@ -26,16 +26,10 @@ def _weights_state(entry: registry.ModelEntry) -> str:
     return tr("home.weights.cached") if weights.locate(entry) else tr("home.weights.missing")
 
 
-# Each published mIoU comes from its own data split: the column says which.
-SPLITS = (("CamVid val", "home.split.camvid_val"), ("ISBI", "home.split.isbi_heldout"), ("COCO", "home.split.coco_val"))
-
-
 def _miou_text(entry: registry.ModelEntry) -> str:
+    """Each published mIoU with the data split it was measured on."""
     miou = entry.metrics.get("miou")
-    if miou is None:
-        return "—"
-    split = next((tr(key) for prefix, key in SPLITS if entry.metrics_source.startswith(prefix)), entry.metrics_source)
-    return f"{miou:.1%} ({split})"
+    return "—" if miou is None else f"{miou:.1%} ({metrics_split(entry)})"
 
 
 st.caption(tr("home.models_caption", n=len(models), offline=sum(e.source == "segdemo" for e in models)))

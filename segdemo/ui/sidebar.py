@@ -45,6 +45,7 @@ PAGES = (
 COMPACT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 3.9rem; padding-bottom: 2rem; }
 [data-testid="stMain"] h1 { font-size: 2.0rem; padding: 0 0 0.4rem 0; }
+[data-testid="stTable"] td, [data-testid="stTable"] th { word-break: keep-all; overflow-wrap: anywhere; }
 [data-testid="stMetricLabel"] p { white-space: normal; word-break: keep-all; overflow-wrap: anywhere; }
 </style>"""
 
@@ -127,7 +128,7 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     (st.sidebar.warning if entry.label_set_key == "isbi" else st.sidebar.caption)(domain)
     if entry.metrics.get("miou") is not None and entry.metrics.get("pixel_acc") is not None:
         st.sidebar.caption(tr("sidebar.metrics", miou=entry.metrics["miou"], acc=entry.metrics["pixel_acc"],
-                              source=entry.metrics_source))
+                              source=metrics_split(entry)))
     path = weights.locate(entry)
     if entry.source == "segdemo":
         st.sidebar.caption("✓ " + tr("sidebar.offline_badge"))
@@ -157,6 +158,15 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
         st.session_state[state.BACKBONE] = new_entry.backbone
         st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
         st.rerun()
+
+
+# The model cards' metrics_source (English, from the registry) -> a short split name in the UI's language.
+SPLITS = (("CamVid val", "home.split.camvid_val"), ("ISBI", "home.split.isbi_heldout"), ("COCO", "home.split.coco_val"))
+
+
+def metrics_split(entry: ModelEntry) -> str:
+    """The data split of ``entry``'s published scores, translated (the card's text when unknown)."""
+    return next((tr(key) for prefix, key in SPLITS if entry.metrics_source.startswith(prefix)), entry.metrics_source)
 
 
 def device_label(device: str) -> str:
