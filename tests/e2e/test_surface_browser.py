@@ -186,3 +186,32 @@ def test_nothing_is_wider_than_the_main_area_on_any_page(server: str, browser, s
     finally:
         context.close()
     assert not problems, problems
+
+
+def test_inference_size_label_follows_the_model(server: str, browser) -> None:  # noqa: ANN001, F811
+    """Switching to the U-Net (native: original size) must not keep "the model's own (270 px)"."""
+    from segdemo.models import registry
+
+    context = browser.new_context(viewport=VIEWPORT, locale="ko-KR")
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    value = "e => Array.from(e.querySelectorAll('input')).map(i => i.value).join(',')"
+    try:
+        page.goto(f"{server}/Segment")
+        page.wait_for_selector('[data-testid="stApp"]')
+        settle_long(page)
+        choose_language(page, "en")
+        settle_long(page)
+        box = page.locator(".st-key-inference_size-en")
+        before = box.evaluate(value)
+        unet = registry.get("unet_isbi2012")
+        page.locator(".st-key-arch").click()
+        page.keyboard.type(unet.architecture)
+        page.keyboard.press("Enter")
+        settle_long(page)
+        assert page.locator(".st-key-arch").evaluate(value) == unet.architecture
+        native = i18n.t("sidebar.inference_size_native", "en", size=i18n.t("sidebar.inference_size_original", "en"))
+        wait_until(lambda: box.evaluate(value) == native, f"the label reads {native!r} (was {before!r})", 30)
+        assert_no_exception(page, "switch to the U-Net")
+    finally:
+        context.close()
