@@ -45,6 +45,10 @@ def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]], inline: boo
                 unsafe_allow_html=True)
 
 
+LEGEND_RUN = "_legend_run"  # the run count of the last run that drew a legend
+LEGEND_GENERATION = "_legend_generation"  # bumped when a legend reappears after runs without one
+
+
 def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]], key: str = "show") -> set[int]:
     """The legend and the show/hide switches in one list: colour, class, pixel share.
 
@@ -54,20 +58,25 @@ def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]
     model switches, failed loads and page changes.
     """
     hidden: set[int] = set()
-    # The choices live in a plain per-label-set dict, not only in the checkboxes: a run
-    # that draws no legend (a model whose weights are missing, another page) drops the
-    # widgets' state, and the next legend must come back as the user left it.
+    # The choices live in a plain per-label-set dict, not in the checkboxes' state: after a
+    # run that drew no legend (a model whose weights are missing) the browser brought the
+    # checkboxes back all unticked. So a legend that reappears gets fresh checkboxes (a new
+    # generation in their keys) started from the kept choices.
     kept: dict[int, bool] = st.session_state.setdefault(state.CLASS_TOGGLES, {}).setdefault(label_set.key, {})
+    run = st.session_state.get(state.RUN_COUNT, 0)
+    drawn = st.session_state.get(LEGEND_RUN)
+    generation = st.session_state.get(LEGEND_GENERATION, 0)
+    if drawn is not None and drawn < run - 1:
+        generation += 1
+    st.session_state[LEGEND_GENERATION], st.session_state[LEGEND_RUN] = generation, run
     for cls, pixels, share in areas:
-        widget_key = f"{key}_{label_set.key}_{cls}"
-        if widget_key not in st.session_state:
-            st.session_state[widget_key] = kept.get(cls, cls != label_set.background_index)
+        widget_key = f"{key}_{label_set.key}_{cls}" + (f"_g{generation}" if generation else "")
         swatch, toggle = st.columns([1, 11], vertical_alignment="center")
         swatch.markdown(
             f'<div style="width:1.6em;height:1.2em;border:1px solid #444;background:rgb{tuple(label_set.colors[cls])}">'
             "</div>", unsafe_allow_html=True)
         label = f"**{class_label(label_set.key, cls)}** — {tr('segment.share', share=share, pixels=pixels)}"
-        shown = toggle.checkbox(label, key=widget_key)
+        shown = toggle.checkbox(label, value=kept.get(cls, cls != label_set.background_index), key=widget_key)
         kept[cls] = bool(shown)
         if not shown:
             hidden.add(cls)

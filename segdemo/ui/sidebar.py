@@ -249,6 +249,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     # A compact header: at 1280x800 the default top padding and title size push a page's
     # first result below the fold.
     st.html(COMPACT_CSS)
+    st.session_state[state.RUN_COUNT] = st.session_state.get(state.RUN_COUNT, 0) + 1
     seed_session_state()
     page_links(st.sidebar)
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,

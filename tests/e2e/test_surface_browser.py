@@ -215,3 +215,80 @@ def test_inference_size_label_follows_the_model(server: str, browser) -> None:  
         assert_no_exception(page, "switch to the U-Net")
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A server that refuses random weights: a missing weights file fails to load, as in a classroom."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_browser import REPO, _free_port
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("strict") / "server.log"
+    env = dict(os.environ, SEGDEMO_ALLOW_RANDOM_WEIGHTS="0", PYTHONUNBUFFERED="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.address", "127.0.0.1", "--server.port", str(port),
+                                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_class_toggles_survive_a_model_whose_weights_are_missing(strict_server: str, browser) -> None:  # noqa: ANN001, F811
+    """Issue 10 defect 3: 0111111 must not come back as 0000000 after a failed model load."""
+    from segdemo.models import registry, weights
+    from test_browser import CAT
+
+    missing = next((e for e in registry.list_models() if e.source == "torchvision" and weights.locate(e) is None), None)
+    if missing is None:
+        pytest.skip("every torchvision weights file is on this machine: no model fails to load")
+    boxes = "() => Array.from(document.querySelectorAll('[class*=\"st-key-show_\"] input')).map(i => i.checked)"
+    context = browser.new_context(viewport=VIEWPORT, locale="ko-KR")
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+
+    def choose_arch(name: str) -> None:
+        page.locator(".st-key-arch").click()
+        page.keyboard.type(name)
+        page.keyboard.press("Enter")
+        settle_long(page)
+
+    try:
+        page.goto(f"{strict_server}/Segment")
+        page.wait_for_selector('[data-testid="stApp"]')
+        settle_long(page)
+        home = page.locator(".st-key-arch").evaluate("e => Array.from(e.querySelectorAll('input')).map(i => i.value)[0]")
+        page.locator('.st-key-segment_uploader input[type="file"]').set_input_files(str(CAT))
+        settle_long(page)
+        page.locator('[class*="st-key-show_"] label').first.click()
+        settle_long(page)
+        wanted = page.evaluate(boxes)
+        assert len(wanted) >= 2 and not all(wanted) and any(wanted), wanted
+        choose_arch(missing.architecture)
+        assert page.evaluate(boxes) == [], "the model with missing weights draws no legend"
+        choose_arch(home)
+        wait_until(lambda: page.evaluate(boxes) == wanted, f"the toggles come back as {wanted}", 60)
+        assert_no_exception(page, "back from a model whose weights are missing")
+    finally:
+        context.close()
