@@ -12,8 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 CAT = (REPO / "assets" / "samples" / "cat.jpg").read_bytes()
 
 
-def _pattern(at: AppTest, label_set: str) -> dict[str, bool]:
-    return {c.key: bool(c.value) for c in at.checkbox if c.key and c.key.startswith(f"show_{label_set}_")}
+def _pattern(at: AppTest, label_set: str) -> dict[int, bool]:
+    """Class id -> ticked (a reappearing legend's keys carry a generation suffix)."""
+    prefix = f"show_{label_set}_"
+    return {int(c.key[len(prefix):].split("_")[0]): bool(c.value) for c in at.checkbox
+            if c.key and c.key.startswith(prefix)}
 
 
 def test_toggles_survive_a_model_whose_weights_are_missing(clear_streamlit_caches, monkeypatch) -> None:
@@ -28,7 +31,7 @@ def test_toggles_survive_a_model_whose_weights_are_missing(clear_streamlit_cache
     assert not at.exception
     before = _pattern(at, "camvid")
     assert len(before) >= 2, "the legend lists several classes"
-    first = next(c for c in at.checkbox if c.key == sorted(before)[0])
+    first = next(c for c in at.checkbox if c.key == f"show_camvid_{sorted(before)[0]}")
     (first.uncheck() if first.value else first.check()).run()
     wanted = _pattern(at, "camvid")
     assert wanted != before and any(wanted.values())
