@@ -3,9 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from segdemo.inference import devices
 from segdemo.models import registry, weights
-from segdemo.ui.sidebar import page_links, setup_page
+from segdemo.ui.sidebar import device_label, metrics_split, page_links, setup_page
 from segdemo.ui.state import tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
@@ -15,7 +14,7 @@ st.subheader(tr("home.pages"))
 page_links(st.container())
 
 st.subheader(tr("home.device"))
-st.write(devices.device_name(settings.device))
+st.write(device_label(settings.device))
 
 st.subheader(tr("home.models"))
 models = registry.list_models()
@@ -27,15 +26,19 @@ def _weights_state(entry: registry.ModelEntry) -> str:
     return tr("home.weights.cached") if weights.locate(entry) else tr("home.weights.missing")
 
 
+def _miou_text(entry: registry.ModelEntry) -> str:
+    """Each published mIoU with the data split it was measured on."""
+    miou = entry.metrics.get("miou")
+    return "—" if miou is None else f"{miou:.1%} ({metrics_split(entry)})"
+
+
 st.caption(tr("home.models_caption", n=len(models), offline=sum(e.source == "segdemo" for e in models)))
-st.dataframe(
-    pd.DataFrame({
-        tr("home.col.model"): [e.display_name for e in models],
-        tr("home.col.labels"): [tr("labelset." + e.label_set_key) for e in models],
-        tr("home.col.miou"): [e.metrics.get("miou") for e in models],
-        tr("home.col.params"): [f"{e.num_params / 1e6:.1f} M" if e.num_params else "?" for e in models],
-        tr("home.col.weights"): [_weights_state(e) for e in models],
-    }),
-    column_config={tr("home.col.miou"): st.column_config.NumberColumn(format="percent")},
-    hide_index=True,
-)
+# A static table: every row and column shows, headers wrap, nothing is wider than the main area.
+st.table(pd.DataFrame({
+    tr("home.col.model"): [e.display_name for e in models],
+    tr("home.col.labels"): [tr("labelset." + e.label_set_key) for e in models],
+    tr("home.col.miou"): [_miou_text(e) for e in models],
+    tr("home.col.params"): [f"{e.num_params / 1e6:.2f} M" if e.num_params else "?" for e in models],
+    tr("home.col.weights"): [_weights_state(e) for e in models],
+}).style.hide(axis="index"))
+st.caption(tr("home.params_caption"))

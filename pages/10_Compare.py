@@ -14,7 +14,6 @@ from segdemo.data.labels import get_label_set
 from segdemo.evaluate import MaskError, decode_mask
 from segdemo.evaluate.maps import error_map
 from segdemo.evaluate.scoring import EvaluationError
-from segdemo.inference import devices
 from segdemo.labs import compare as cmp
 from segdemo.labs import fcn_skips as fc
 from segdemo.render import overlay as overlay
@@ -262,7 +261,7 @@ number_format[tr(COLUMNS["published_mIoU"])] = st.column_config.NumberColumn(for
 st.dataframe(table, column_config=number_format, hide_index=True)
 first = next(iter(costs.values()))
 method = tr(f"compare.memory.{first.memory_method}")
-st.caption(tr("compare.cost_caption", device=devices.device_name(settings.device), threads=first.threads,
+st.caption(tr("compare.cost_caption", device=sidebar.device_label(settings.device), threads=first.threads,
               inputs=", ".join(f"{NUMBER[n]}: {costs[n].input_size[1]}×{costs[n].input_size[0]}" for n in chosen),
               warmup=int(warmup), repeats=int(repeats), image=f"{w}×{h}",
               half=tr("compare.half" if settings.half else "compare.full")))

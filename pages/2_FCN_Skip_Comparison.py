@@ -164,7 +164,8 @@ if has_dilated:
         row[tr("fcn.col.image_bf")] = score.boundary_f1
     rows.append(row)
 table = pd.DataFrame(rows)
-st.dataframe(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—"), hide_index=True)
+# A static table: its headers wrap, so every column fits the main area at 1280 px.
+st.table(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—").hide(axis="index"))
 if truth is None:
     st.info(tr("fcn.no_truth"))
 st.caption(tr("fcn.scores_caption"))

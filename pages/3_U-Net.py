@@ -132,10 +132,11 @@ with tab_tiles:
 
 # ---------------------------------------------------------------- elastic deformation
 with tab_elastic:
-    st.markdown(tr("unet.elastic_intro"))
+    intro = st.empty()  # filled after the sliders: the text names their values
     e1, e2, e3 = st.columns(3)
     sigma = e1.slider(tr("unet.sigma"), 0.0, 30.0, 10.0, 1.0, key="unet_sigma")
     grid = e2.slider(tr("unet.grid"), 2, 8, 3, key="unet_grid")
+    intro.markdown(tr("unet.elastic_intro", grid=grid, sigma=sigma))
     seed = e3.number_input(tr("unet.elastic_seed"), 0, 9999, 0, key="unet_elastic_seed")
     demo = ut.elastic_demo(gray, truth, sigma, grid, seed)
     g1, g2, g3 = st.columns(3)

@@ -21,9 +21,11 @@ MODES = ("single", "annotators", "batch")
 st.session_state.setdefault("eval_mode", "single")
 settings = sidebar.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
                               show_overlay=False)
-mode = stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
-                    format_func=state.options_formatter("eval.mode."))
-st.caption(tr(f"eval.mode.{mode}.help"))
+top = st.columns([4, 3, 3])  # mode, input and example on one row: the result starts higher on the page
+with top[0]:
+    mode = stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
+                        format_func=state.options_formatter("eval.mode."),
+                        help="\n\n".join(tr(f"eval.mode.{m}.help") for m in MODES))
 entry = settings.entry
 
 
@@ -31,7 +33,8 @@ entry = settings.entry
 
 if mode == "single":
     examples = [s for s in samples.dataset_samples() if s.mask is not None and s.mask.is_file()]
-    picked = ei.source_and_example("eval", [s.name for s in examples], [s.source for s in examples])
+    picked = ei.source_and_example("eval", [s.name for s in examples], [s.source for s in examples],
+                                   entry.label_set_key, (top[1], top[2]))
     if picked is not None:
         sample = examples[picked]
         image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
@@ -42,7 +45,8 @@ if mode == "single":
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
-    picked = ei.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples])
+    picked = ei.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples],
+                                   columns=(top[1], top[2]))
     if picked is not None:
         ex = examples[picked]
         image_in = (ex.image.name, ex.image.read_bytes())
@@ -56,7 +60,8 @@ elif mode == "annotators":
                                                   key="eval_ann_b"))
 else:
     examples = batch_examples()
-    picked = ei.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples])
+    picked = ei.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples],
+                                   entry.label_set_key, (top[1], top[2]))
     files: dict[str, object] = {}
     if picked is not None:
         files = dict(examples[picked].files)
@@ -79,12 +84,26 @@ else:
             else:
                 files[up.name] = up.getvalue()
 
+# ---------------------------------------------------------------- the truth's label set, from the mask itself
+
+if mode == "batch":
+    plan = pair_files(files)
+    first_mask = plan.pairs[0][2] if plan.pairs else None
+    value = files.get(first_mask) if first_mask else None
+    mask_in = None if value is None else (first_mask, value.read_bytes() if isinstance(value, Path) else value)
+guess = ei.guess_truth_labels(mode, mask_in, entry.label_set_key if mode != "annotators" else None)
+
 # ---------------------------------------------------------------- conventions
 
-with st.expander(tr("eval.settings"), expanded=True):
+with st.expander(tr("eval.settings"), expanded=False):
     gt_set = ei.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
         "eval_gt_labels", "voc"))
     policy, ignore = ei.policy_controls(gt_set)
+if ignore is not None and 0 <= ignore < gt_set.num_classes:
+    st.warning(tr("eval.ignore_is_class", ignore=ignore, labels=tr(f"labelset.{gt_set.key}"),
+                  name=ei.class_names(gt_set, state.current_lang())[ignore]))
+ei.show_label_sets(guess, gt_set, entry.display_name if mode != "annotators" else None,
+                   entry.label_set if mode != "annotators" else None)
 mapping = None
 if mode != "annotators" and gt_set.key != entry.label_set_key:
     mapping = ei.mapping_controls(gt_set, entry.label_set)
@@ -131,7 +150,6 @@ if mode in ("single", "annotators"):
 
 # ---------------------------------------------------------------- batch
 
-plan = pair_files(files)
 if not files:
     st.info(tr("eval.batch.need_files"))
     st.stop()

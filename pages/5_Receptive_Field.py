@@ -156,8 +156,10 @@ def real_image_section(images: list, entry) -> None:
         erf, support, seconds = lab.lab_cache(
             "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
     box = rfm.bbox_of(support)
-    picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.8),
-                                         box, yx)
+    # Strong gamma and a long outlined cross: the effective field is small and faint next to the
+    # theoretical one, and must still show on a projector.
+    picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.95, 0.3),
+                                         box, yx, cross_arm=12)
     with right:
         st.image(drawing.scale_nearest(picture, display_scale),
                  caption=tr("labs.rf.erf_caption"), width="stretch")

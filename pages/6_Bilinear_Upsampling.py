@@ -127,6 +127,7 @@ with tab_2d:
                                                          value=fmt(float(reference[oy, ox])),
                                                          setting=mode_label(align)))
         st.caption(tr("labs.bi.resize_note"))
+        st.caption(tr("labs.bi.size_convention"))
 
 # ---------------------------------------------------------------- align_corners as pixel grids
 with tab_corners:
@@ -163,7 +164,8 @@ def model_section(chosen: list, entry) -> None:
     short_side = min(image.rgb.shape[:2])
     size = min(settings.inference_size or short_side, short_side, MAX_LAB_SIDE)
     if size < (settings.inference_size or short_side):
-        st.caption(tr("labs.bi.size_capped", size=size))
+        # Blame memory only when the lab's own cap decided, not the image's size.
+        st.caption(tr("labs.bi.size_capped" if size == MAX_LAB_SIDE < short_side else "labs.bi.size_image", size=size))
     x, _ = model_inputs.network_view(image.rgb, entry, size, settings.device)
 
     def compute():

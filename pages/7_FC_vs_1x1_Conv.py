@@ -173,6 +173,8 @@ with tab_resnet:
     lab.latex(r"\mathrm{fc}\Big(\tfrac{1}{hw}\sum_{i,j} f_{ij}\Big) = \tfrac{1}{hw}\sum_{i,j} "
               r"\big(W f_{ij} + b\big) = \mathrm{mean}_{ij}\;\mathrm{conv}_{1\times1}(f)_{ij}")
     resnet, real_weights, categories = resnet_model()
+    if not real_weights:  # random weights: an output is only a unit number, never "dog" for a bus
+        categories = [tr("labs.fc.unit", i=i) for i in range(len(categories))]
     if real_weights:
         st.success(tr("labs.fc.resnet_real"))
     else:

@@ -58,6 +58,8 @@ def format_report(result: BatchResult, label_set: LabelSet, lang: str = "en") ->
         for key in ("mIoU", "pixel_accuracy", "mean_class_accuracy", "fw_IoU", "mean_Dice", "mean_boundary_F1"):
             lines.append(f"{key:<22}{_fmt(s.summary[key], True)} %")
         lines.append(f"{'mean per-image mIoU':<22}{_fmt(result.mean_image_miou, True)} %")
+        lines.append(i18n.t("eval.cli.bf_averages", lang, classwise=_fmt(s.summary["mean_boundary_F1"], True).strip(),
+                            imagewise=_fmt(result.mean_image_boundary_f1, True).strip()))
         if s.summary["accuracy_pixels"] != s.summary["valid_pixels"]:
             lines.append(i18n.t("eval.accuracy_scope", lang, pixels=s.summary["accuracy_pixels"],
                                 left_out=s.summary["valid_pixels"] - s.summary["accuracy_pixels"]))
@@ -128,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
         print(i18n.t("eval.map.no_match", lang, truth=gt_set.key, model=pred_set.key), file=sys.stderr)
         return 2
     ignore = gt_set.ignore_index if args.ignore_index is None else (None if args.ignore_index < 0 else args.ignore_index)
+    if ignore is not None and 0 <= ignore < gt_set.num_classes:  # left out of the means, as torchmetrics does
+        print(i18n.t("eval.ignore_is_class", lang, ignore=ignore, labels=i18n.t(f"labelset.{gt_set.key}", lang),
+                     name=i18n.class_name(gt_set.key, gt_set.classes[ignore], lang)), file=sys.stderr)
     source_dir = Path(args.pred or args.images)
     for folder in (source_dir, Path(args.masks)):
         if not folder.is_dir():

@@ -178,6 +178,9 @@ class BatchResult:
     images: list[ImageRecord]
     mean_image_miou: float
     mean_image_iou_per_class: np.ndarray
+    # Boundary F1 averaged image-wise (each image's class mean, then over images), beside
+    # ``scores.summary["mean_boundary_F1"]``, the class-wise one (each class over images, then classes).
+    mean_image_boundary_f1: float = float("nan")
 
     @classmethod
     def from_pair(cls, result: PairResult) -> "BatchResult":
@@ -186,7 +189,8 @@ class BatchResult:
         iou = np.where(s.absent, np.nan, s.iou)
         record = ImageRecord(name=result.name, miou=s.summary["mIoU"], pixel_accuracy=s.summary["pixel_accuracy"],
                              valid_pixels=int(s.summary["valid_pixels"]), iou=iou, notices=list(result.notices))
-        return cls(scores=s, images=[record], mean_image_miou=s.summary["mIoU"], mean_image_iou_per_class=iou)
+        return cls(scores=s, images=[record], mean_image_miou=s.summary["mIoU"], mean_image_iou_per_class=iou,
+                   mean_image_boundary_f1=s.summary["mean_boundary_F1"])
 
     @property
     def errors(self) -> list[ImageRecord]:
@@ -218,6 +222,7 @@ class BatchAccumulator:
         self.cm = np.zeros((n_eval, n_eval), dtype=np.int64)
         self.images: list[ImageRecord] = []
         self._bf: list[np.ndarray] = []
+        self._bf_image: list[float] = []  # each image's own mean boundary F1 (for the image-wise average)
 
     def add(self, name: str, pred: np.ndarray, truth: np.ndarray,
             notices: list[Notice] | None = None) -> PairResult:
@@ -236,6 +241,7 @@ class BatchAccumulator:
         self.cm += s.cm
         if self.boundary:
             self._bf.append(s.boundary_f1)
+            self._bf_image.append(s.summary["mean_boundary_F1"])
         iou_nan = np.where(s.absent, np.nan, s.iou)
         self.images.append(ImageRecord(name=name, miou=s.summary["mIoU"],
                                        pixel_accuracy=s.summary["pixel_accuracy"],
@@ -261,7 +267,7 @@ class BatchAccumulator:
                     stack = np.vstack(self._bf)
                     bf = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in stack.T])
             evaluated = self.mapping.reachable() if self.mapping is not None else None
-            scores = score_confusion(self.cm, self.label_set, self.policy, evaluated, bf)
+            scores = score_confusion(self.cm, self.label_set, self.policy, evaluated, bf, self.ignore_index)
         mious = np.array([r.miou for r in scored], dtype=float)
         mean_miou = float(np.nanmean(mious)) if np.isfinite(mious).any() else float("nan")
         per_class = np.full(n, np.nan)
@@ -271,8 +277,10 @@ class BatchAccumulator:
                 col = stack[:, c]
                 if np.isfinite(col).any():
                     per_class[c] = float(np.nanmean(col))
+        bf_images = np.array(self._bf_image, dtype=float)
+        mean_bf = float(np.nanmean(bf_images)) if np.isfinite(bf_images).any() else float("nan")
         return BatchResult(scores=scores, images=list(self.images), mean_image_miou=mean_miou,
-                           mean_image_iou_per_class=per_class)
+                           mean_image_iou_per_class=per_class, mean_image_boundary_f1=mean_bf)
 
 
 def run_batch(
@@ -369,6 +377,7 @@ def to_json_dict(result: BatchResult, meta: dict[str, object] | None = None,
                             for r in scores.rows()]
         out["confusion_matrix"] = scores.cm.tolist()
     out["mean_of_per_image_mIoU"] = _clean(result.mean_image_miou)
+    out["mean_boundary_F1_image_wise"] = _clean(result.mean_image_boundary_f1)  # summary's is class-wise
     out["images"] = [{"name": r.name, "mIoU": _clean(r.miou), "pixel_accuracy": _clean(r.pixel_accuracy),
                       "valid_pixels": r.valid_pixels,
                       "error": None if r.error is None else (describe(r.error) if describe else r.error.key),

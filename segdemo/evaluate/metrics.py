@@ -78,7 +78,8 @@ def boundary_f1_per_class(
     A predicted boundary pixel counts as correct when a true boundary pixel of
     the same class lies within ``tolerance`` pixels (Euclidean), and vice versa
     for recall. Ignored pixels take no part: the prediction there is replaced by
-    the ignore label before boundaries are traced.
+    the ignore label before boundaries are traced. A class that fills the image
+    in both (no boundary pixel in either) scores 1; a boundary in only one scores 0.
     """
     pred = np.asarray(pred)
     target = np.asarray(target)
@@ -95,6 +96,11 @@ def boundary_f1_per_class(
             continue
         gt_b = _boundary(gt_c)
         pr_b = _boundary(pr_c)
+        if not gt_b.any() and not pr_b.any():
+            # The class fills every valid pixel in both: no boundary to miss and none
+            # invented, so precision = recall = 1 (all of zero boundary pixels match).
+            scores[c] = 1.0
+            continue
         if not gt_b.any() or not pr_b.any():
             scores[c] = 0.0
             continue

@@ -104,8 +104,13 @@ def score_confusion(
     policy: Policy = Policy(),
     evaluated: np.ndarray | None = None,
     boundary_f1: np.ndarray | None = None,
+    ignore_index: int | None = None,
 ) -> Scores:
     """All per-class scores and summary metrics of ``cm`` under ``policy``.
+
+    An ``ignore_index`` that is also a class id (``--ignore-index 0``) leaves that
+    class out of every mean, as torchmetrics does: its truth pixels are not
+    counted, so its IoU would be 0 by construction.
 
     ``cm`` may have one extra last row/column ("other" predictions of a label
     mapping); it counts as wrong for every class but is not itself scored.
@@ -126,6 +131,8 @@ def score_confusion(
     precision = metrics.per_class_precision(cm)[:n]
     recall = metrics.per_class_recall(cm)[:n]
     evaluated = np.ones(n, bool) if evaluated is None else np.asarray(evaluated, bool).copy()
+    if ignore_index is not None and 0 <= ignore_index < n:
+        evaluated[ignore_index] = False
     in_class_mean = evaluated.copy()
     if not policy.include_background and label_set.background_index is not None:
         in_class_mean[label_set.background_index] = False
@@ -203,7 +210,7 @@ def evaluate_pair(
     bf = None
     if boundary:
         bf = metrics.boundary_f1_per_class(np.where(valid, mapped, -1), truth_eval, n, ignore_index=-1)
-    scores = score_confusion(cm, label_set, policy, evaluated, bf)
+    scores = score_confusion(cm, label_set, policy, evaluated, bf, ignore_index)
     return PairResult(name=name, pred=mapped, truth=truth, valid=valid, scores=scores)
 
 
@@ -260,8 +267,12 @@ class DatasetScores:
     """Scores of predictions over a set of images (one image is a set of one).
 
     mIoU and pixel accuracy come from one confusion matrix over every pixel of
-    every image (:func:`score_confusion`, the Evaluate page's function); boundary F1
-    is averaged per image over the classes present, then over the images.
+    every image (:func:`score_confusion`, the Evaluate page's function). Boundary F1
+    has two averages, both kept and always named: ``boundary_f1`` is *image-wise*
+    (per image over the classes present, then over the images: the model cards and
+    the FCN page), ``boundary_f1_classwise`` is *class-wise* (each class over the
+    images it appears in, then over the classes: the Evaluate page's batch and
+    ``segdemo eval``). For one image they are equal.
     """
 
     miou: float
@@ -271,6 +282,7 @@ class DatasetScores:
     per_class_boundary_f1: np.ndarray
     images: int
     confusion: np.ndarray
+    boundary_f1_classwise: float = float("nan")
 
     def as_card(self, label_set: LabelSet) -> dict[str, object]:
         """The scores as a model card stores them (rounded; undefined values as null)."""
@@ -281,6 +293,7 @@ class DatasetScores:
             "miou": clean(self.miou),
             "pixel_acc": clean(self.pixel_acc),
             "boundary_f1": clean(self.boundary_f1),
+            "boundary_f1_classwise": clean(self.boundary_f1_classwise),
             "per_class_iou": {c: clean(v) for c, v in zip(label_set.classes, self.per_class_iou)},
             "per_class_boundary_f1": {c: clean(v) for c, v in zip(label_set.classes, self.per_class_boundary_f1)},
             "images": self.images,
@@ -307,6 +320,7 @@ def score_predictions(preds: list[np.ndarray], targets: list[np.ndarray], label_
     with warnings.catch_warnings():  # a class absent from every image has no boundary F1: NaN, said once here
         warnings.simplefilter("ignore", RuntimeWarning)
         per_class_bf = np.nanmean(np.stack(bf_classes), axis=0) if bf_classes else np.full(k, np.nan)
+        classwise = float(np.nanmean(per_class_bf)) if np.isfinite(per_class_bf).any() else float("nan")
     return DatasetScores(
         miou=scores.summary["mIoU"],
         pixel_acc=scores.summary["pixel_accuracy"],
@@ -315,4 +329,5 @@ def score_predictions(preds: list[np.ndarray], targets: list[np.ndarray], label_
         per_class_boundary_f1=per_class_bf,
         images=len(preds),
         confusion=cm,
+        boundary_f1_classwise=classwise,
     )

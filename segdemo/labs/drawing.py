@@ -70,15 +70,21 @@ def shade_outside(rgb: np.ndarray, inside: np.ndarray, factor: float = 0.35) -> 
 
 
 def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, yx: tuple[int, int],
-                       color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
-    """A rectangle (top, left, height, width) and a cross-hair at ``yx``."""
+                       color: tuple[int, int, int] = (255, 255, 0), cross_arm: int = 4) -> np.ndarray:
+    """A rectangle (top, left, height, width) and a cross-hair at ``yx``.
+
+    ``cross_arm``: the cross's half length in line widths; a long cross drawn white
+    under red stays visible on any colour (a projector washes thin lines out).
+    """
     img = np.ascontiguousarray(rgb).copy()
     width = max(1, round(max(rgb.shape[:2]) / 250))
     if box is not None:
         top, left, h, w = box
         draw.rectangle(img, left, top, left + w, top + h, color, width)
     y, x = yx
-    return draw.cross(img, x, y, 4 * width, (255, 0, 0), width)
+    if cross_arm > 4:
+        img = draw.cross(img, x, y, cross_arm * width + width, (255, 255, 255), 3 * width)
+    return draw.cross(img, x, y, cross_arm * width, (255, 0, 0), width if cross_arm <= 4 else 2 * width)
 
 
 def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int,

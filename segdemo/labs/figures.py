@@ -32,15 +32,16 @@ def bilinear_grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str) ->
     """The input values as a heat map, the four neighbours named A, B, C, D and the point P."""
     text = [[f"{v:.4g}" for v in row] for row in np.asarray(grid, dtype=float)]  # as in the formula
     fig = go.Figure(go.Heatmap(z=grid, colorscale="Blues", showscale=False, text=text,
-                               texttemplate="%{text}", hoverinfo="skip"))
+                               texttemplate="%{text}", textfont=dict(size=17), hoverinfo="skip"))
     corners = {"A": (step.y.i0, step.x.i0), "B": (step.y.i0, step.x.i1),
                "C": (step.y.i1, step.x.i1), "D": (step.y.i1, step.x.i0)}
     names_at: dict[tuple[int, int], str] = {}
     for name, yx in corners.items():  # at the border neighbours coincide: "AB", "ABCD"...
         names_at[yx] = names_at.get(yx, "") + name
     for (y, x), names in names_at.items():
-        fig.add_annotation(x=x, y=y, text=f"<b>{names}</b>", showarrow=False, yshift=14, xshift=-14,
-                           font=dict(color="crimson", size=15))
+        # In the cell's top-left corner, on white: the value stays readable in the centre.
+        fig.add_annotation(x=x - 0.47, y=y - 0.47, text=f"<b>{names}</b>", showarrow=False, xanchor="left",
+                           yanchor="top", font=dict(color="crimson", size=16), bgcolor="rgba(255,255,255,0.85)")
     fig.add_shape(type="rect", x0=step.x.i0, x1=step.x.i1, y0=step.y.i0, y1=step.y.i1,
                   line=dict(color="crimson", width=2, dash="dot"))
     fig.add_scatter(x=[step.x.src], y=[step.y.src], mode="markers+text", text=["P"], textposition="bottom right",
@@ -88,7 +89,9 @@ def pixel_grid_figure(n_in: int, n_out: int, align_corners: bool, title: str,
 
 def value_heatmap(values: np.ndarray, title: str, annotate: bool = True, colorbar: bool = False) -> go.Figure:
     """A small 2-D array as a heat map, with the values written in the cells if asked."""
-    text_kwargs = {"text": np.round(values, 2), "texttemplate": "%{text}"} if annotate else {}
+    # Numbers large enough to read from the back of a lecture room.
+    text_kwargs = ({"text": np.round(values, 2), "texttemplate": "%{text}", "textfont": dict(size=17)}
+                   if annotate else {})
     fig = go.Figure(go.Heatmap(z=values, colorscale="Viridis", showscale=colorbar,
                                colorbar=dict(thickness=12), **text_kwargs))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")

@@ -7,6 +7,7 @@ The numbers come from :mod:`segdemo.evaluate`; here they are only asked for and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from segdemo.data.labels import LABEL_SETS, LabelSet
 from segdemo.evaluate import (ABSENT_POLICIES, OTHER, BatchAccumulator, BatchResult, GroundTruth, LabelMapping,
                               MaskError, Notice, PairPlan, Policy, decode_mask, describe_notice, mapping_by_name,
                               mapping_from_names, per_class_csv, per_image_csv, preset_mapping, run_batch, to_json)
+from segdemo.evaluate.label_guess import LabelGuess, guess_label_set
 from segdemo.inference.pipeline import predict_with_cpu_fallback
 from segdemo.ui import state
 from segdemo.ui.inputs import decode_cached
@@ -133,6 +135,54 @@ def run_model_batch(files: dict[str, bytes | Path], plan: PairPlan, settings: Se
     return batch
 
 
+# ---------------------------------------------------------------- the truth's label set, read from the mask
+
+GUESSED_FOR = "eval_gt_guessed_for"  # (mode, mask digest) whose guess last set the truth's label set
+
+
+def guess_truth_labels(mode: str, named: tuple[str, bytes] | None, model_key: str | None) -> LabelGuess | None:
+    """Read the truth's label set from the mask; a new mask makes it the truth's label set.
+
+    The user may still pick another set under "Conventions" for the same mask
+    (the page then says the mask reads otherwise); the next new mask is read again.
+    """
+    if named is None:
+        return None
+    digest = digest_bytes(named[1])
+    guess = state.session_cache("label_guesses", (digest, model_key),
+                                lambda: guess_label_set(named[1], named[0], model_key), state.MAX_DECODED_IMAGES)
+    if st.session_state.get(GUESSED_FOR) != (mode, digest):
+        st.session_state[GUESSED_FOR] = (mode, digest)
+        set_truth_labels(guess.key)
+    return guess
+
+
+def show_label_sets(guess: LabelGuess | None, gt_set: LabelSet, model_name: str | None,
+                    model_set: LabelSet | None) -> None:
+    """State the truth's label set with its evidence, and the model's, before any score."""
+    lines, level = [], st.info
+    if guess is not None and guess.reason != "unreadable":
+        values = dict(guess.values)
+        if "labels" in values:
+            values["labels"] = tr(f"labelset.{values['labels']}")
+        lines.append(tr(f"eval.guess.{guess.reason}", **values))
+        if not guess.fits_any:
+            level = st.warning
+        elif guess.key != gt_set.key:
+            lines.append(tr("eval.guess.override", chosen=tr(f"labelset.{gt_set.key}"),
+                            labels=tr(f"labelset.{guess.key}")))
+            level = st.warning
+        elif guess.ambiguous or (guess.reason in ("model_set", "smallest") and len(guess.fits) > 1):
+            lines.append(tr("eval.guess.also", others=", ".join(tr(f"labelset.{k}") for k in guess.fits
+                                                                   if k != guess.key)))
+    if model_set is not None and model_name is not None:
+        lines.append(tr("eval.guess.model", model=model_name, labels=tr(f"labelset.{model_set.key}")))
+        if model_set.key != gt_set.key:  # the mapping's own message follows, in full
+            level = st.warning
+    if lines:
+        level("  \n".join(lines))
+
+
 # ---------------------------------------------------------------- settings
 
 
@@ -165,23 +215,30 @@ def set_truth_labels(key: str) -> None:
     _reset_ignore()
 
 
-def source_and_example(key: str, names: list[str], label_set_keys: list[str]) -> int | None:
+def source_and_example(key: str, names: list[str], label_set_keys: list[str], prefer: str | None = None,
+                       columns: tuple[Any, Any] | None = None) -> int | None:
     """Upload, or one of ``names`` from the data folder (the default when there are any).
 
     Returns the chosen example's index, or None for uploads. Choosing an example
-    also sets the truth's label set to the example's.
+    also sets the truth's label set to the example's. The first example in the
+    label set ``prefer`` (the model's) is the default, so a fresh session starts
+    on a pair the model can be scored on. ``columns``: where the radio and the
+    example box go (default: one under the other).
     """
+    left, right = columns or (st.container(), st.container())
     sources = ("upload", "example") if names else ("upload",)
     st.session_state.setdefault(f"{key}_source", sources[-1])
-    source = stable_choice(st.radio, tr("eval.source"), sources, f"{key}_source", horizontal=True,
-                           format_func=options_formatter("eval.source."))
+    with left:
+        source = stable_choice(st.radio, tr("eval.source"), sources, f"{key}_source", horizontal=True,
+                               format_func=options_formatter("eval.source."))
     if source != "example":
         return None
     example_key = f"{key}_example"  # example names are not translated: a plain widget key is safe
     if st.session_state.get(example_key) not in names:
-        st.session_state[example_key] = names[0]
-        set_truth_labels(label_set_keys[0])
-    choice = st.selectbox(tr("eval.example"), names, key=example_key,
+        first = label_set_keys.index(prefer) if prefer in label_set_keys else 0
+        st.session_state[example_key] = names[first]
+        set_truth_labels(label_set_keys[first])
+    choice = right.selectbox(tr("eval.example"), names, key=example_key,
                           on_change=lambda: set_truth_labels(label_set_keys[names.index(st.session_state[example_key])]))
     return names.index(choice)
 
@@ -227,7 +284,7 @@ def mapping_controls(gt_set: LabelSet, pred_set: LabelSet) -> LabelMapping | Non
         return None
     lang = state.current_lang()
     preset = preset_mapping(gt_set, pred_set)
-    st.subheader(tr("eval.map.title"))
+    st.markdown(f"**{tr('eval.map.title')}**")
     truth, model = tr(f"labelset.{gt_set.key}"), tr(f"labelset.{pred_set.key}")
     if preset is None:
         st.warning(tr("eval.map.no_match", truth=truth, model=model))

@@ -107,10 +107,12 @@ def per_class_table(scores: Scores, label_set: LabelSet, key: str, per_image: np
     lang = state.current_lang()
     show_all = st.toggle(tr("eval.show_all_classes"), key=f"{key}_all")
     frame = scores_frame(scores, label_set, lang, per_image, only_relevant=not show_all)
-    # Plain fractions, not percent: the -1 of the torchmetrics policy must read as -1.
-    pct = {c: st.column_config.NumberColumn(format="%.4f") for c in frame.columns
-           if c not in ("TP", "FP", "FN", "_id", i18n.t("eval.col.class", lang), i18n.t("eval.col.in_mean", lang))}
-    table = st.dataframe(frame, hide_index=True, column_config={**pct, "_id": None}, key=f"{key}_table",
+    # Plain fractions, not percent: the -1 of the torchmetrics policy must read as -1. Undefined
+    # scores read "—", not "None" (the Styler formats the shown text; sorting keeps the numbers).
+    pct = [c for c in frame.columns
+           if c not in ("TP", "FP", "FN", "_id", i18n.t("eval.col.class", lang), i18n.t("eval.col.in_mean", lang))]
+    shown = frame.style.format("{:.4f}", subset=pct, na_rep="—")
+    table = st.dataframe(shown, hide_index=True, column_config={"_id": None}, key=f"{key}_table",
                          on_select="rerun", selection_mode="single-row")
     st.caption(tr("eval.table_caption"))
     rows = getattr(getattr(table, "selection", None), "rows", None) or []
@@ -164,10 +166,8 @@ def error_view(result: PairResult, image: np.ndarray | None, label_set: LabelSet
         wrong = int((result.valid & (result.pred != result.truth)).sum())
         legend = [(TP_COLOR, tr("eval.err_map.right"), f"{right:,}"), (WRONG_COLOR, tr("eval.err_map.wrong"), f"{wrong:,}")]
     legend.append((HATCH_DARK, tr("eval.err_map.ignored"), f"{int((~result.valid).sum()):,}"))
-    left, right_col = st.columns([3, 1])
-    left.image(to_display(emap, 960), caption=tr("eval.err_map.caption"))
-    with right_col:
-        swatch_legend(legend)
+    swatch_legend(legend, inline=True)  # above the picture, on one line: legible on a projector
+    st.image(to_display(emap, 960), caption=tr("eval.err_map.caption"))
 
 
 def side_by_side_view(result: PairResult, label_set: LabelSet, other: bool, second_title: str) -> None:
@@ -211,10 +211,13 @@ def batch_views(result: BatchResult, label_set: LabelSet, key: str, other: bool 
         st.error(tr("eval.batch.nothing"))
         return
     summary_metrics(scores)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.metric(tr("eval.batch.accumulated"), f"{scores.summary['mIoU']:.1%}" if math.isfinite(scores.summary["mIoU"]) else "—")
     c2.metric(tr("eval.batch.per_image_mean"),
               f"{result.mean_image_miou:.1%}" if math.isfinite(result.mean_image_miou) else "—")
+    bf = result.mean_image_boundary_f1
+    c3.metric(tr("eval.batch.bf_imagewise"), f"{bf:.1%}" if math.isfinite(bf) else "—",
+              help=tr("eval.batch.bf_imagewise.help"))
     st.info(tr("eval.batch.why_differ"))
     tab_table, tab_cm, tab_images = st.tabs([tr("eval.tab.table"), tr("eval.tab.cm"), tr("eval.tab.images")])
     with tab_table:

@@ -15,12 +15,12 @@ import torch
 
 from segdemo import config
 from segdemo.data.images import InputImage
-from segdemo.inference import batching, devices, pipeline
+from segdemo.inference import batching, pipeline
 from segdemo.inference.pipeline import Prediction, predict_with_cpu_fallback
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
 from segdemo.ui import state
-from segdemo.ui.sidebar import Settings
+from segdemo.ui.sidebar import Settings, device_label
 from segdemo.ui.state import tr
 
 MAX_CACHED_MODELS = 3
@@ -159,7 +159,7 @@ def timing_caption(pred: Prediction) -> None:
     """One line with the time of each stage and the device."""
     t = pred.timings
     st.caption(tr("timing.line", pre=t["preprocess"] * 1000, fwd=t["forward"] * 1000,
-                  post=t["postprocess"] * 1000, device=devices.device_name(pred.device))
+                  post=t["postprocess"] * 1000, device=device_label(pred.device))
                + " · " + tr("timing.input", w=pred.input_size[1], h=pred.input_size[0])
                + (" · " + tr("serving.timing_batch", queue=t["queue"] * 1000, n=int(t.get("batch", 1)))
                   if t.get("queue", 0) > 0.05 or t.get("batch", 1) > 1 else ""))

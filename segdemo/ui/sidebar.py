@@ -24,6 +24,7 @@ from segdemo.ui.widgets import stable_choice
 
 # "native" = the size the model was trained/evaluated at; 0 = the original image size
 INFERENCE_SIZES = ("native", 320, 520, 0)
+NATIVE_SHOWN = "_inference_native_shown"  # the native size the inference-size labels were last drawn with
 
 # (page file relative to the repository root, catalogue key of its title)
 PAGES = (
@@ -42,6 +43,14 @@ PAGES = (
     ("pages/12_Augmentation.py", "page.augmentation"),
     ("pages/13_Distillation.py", "page.distillation"),
 )
+
+
+COMPACT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3.9rem; padding-bottom: 2rem; }
+[data-testid="stMain"] h1 { font-size: 2.0rem; padding: 0 0 0.4rem 0; }
+[data-testid="stTable"] td, [data-testid="stTable"] th { word-break: keep-all; overflow-wrap: anywhere; }
+[data-testid="stMetricLabel"] p { white-space: normal; word-break: keep-all; overflow-wrap: anywhere; }
+</style>"""
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,13 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
     info = tr("sidebar.model_info", params=f"{entry.num_params / 1e6:.1f} M" if entry.num_params else "?",
               size=_size_text(entry))
     st.sidebar.caption(f"{tr('labelset.' + entry.label_set_key)} · {info}")
+    # What the model was trained on, plainly: a microscope model on a street photo (or the
+    # reverse) still paints every pixel, and its class names then mean nothing.
+    domain = tr(f"sidebar.domain.{entry.label_set_key}")
+    (st.sidebar.warning if entry.label_set_key == "isbi" else st.sidebar.caption)(domain)
     if entry.metrics.get("miou") is not None and entry.metrics.get("pixel_acc") is not None:
         st.sidebar.caption(tr("sidebar.metrics", miou=entry.metrics["miou"], acc=entry.metrics["pixel_acc"],
-                              source=entry.metrics_source))
+                              source=metrics_split(entry)))
     path = weights.locate(entry)
     if entry.source == "segdemo":
         st.sidebar.caption("✓ " + tr("sidebar.offline_badge"))
@@ -141,13 +154,59 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
             target.write_bytes(upload.getvalue())
             new_entry = weights.register_user_checkpoint(entry, target)
         except Exception as exc:  # any unreadable or mismatching file: say why, keep state
-            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=str(exc)[:300]))
+            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=checkpoint_reason(exc, entry)))
             return
         st.session_state[state.OWN_CHECKPOINT_DONE] = upload.file_id
         st.session_state.setdefault(state.OWN_MODELS, []).append(new_entry.name)
         st.session_state[state.BACKBONE] = new_entry.backbone
         st.success(tr("sidebar.own_checkpoint_loaded", name=upload.name))
         st.rerun()
+
+
+# The model cards' metrics_source (English, from the registry) -> a short split name in the UI's language.
+SPLITS = (("CamVid val", "home.split.camvid_val"), ("ISBI", "home.split.isbi_heldout"), ("COCO", "home.split.coco_val"))
+
+
+def metrics_split(entry: ModelEntry) -> str:
+    """The data split of ``entry``'s published scores, translated (the card's text when unknown)."""
+    return next((tr(key) for prefix, key in SPLITS if entry.metrics_source.startswith(prefix)), entry.metrics_source)
+
+
+def device_label(device: str) -> str:
+    """The device's name in the session's language (a GPU's product name as the driver gives it)."""
+    if device.startswith("cuda"):
+        return devices.device_name(device)
+    if device == "mps":
+        return tr("sidebar.device.mps")
+    import os
+    import platform
+
+    import torch
+
+    return tr("sidebar.device.cpu", cpu=platform.processor() or platform.machine(),
+              threads=torch.get_num_threads(), cores=os.cpu_count())
+
+
+def checkpoint_reason(exc: BaseException, entry: ModelEntry) -> str:
+    """Why a user's checkpoint was refused, in the session's language.
+
+    PyTorch's own text is never shown: it is English, long, and for a pickled
+    file it advises ``weights_only=False`` — loading such a file can run code.
+    """
+    from segdemo.i18n.errors import UserError
+
+    if isinstance(exc, UserError):
+        return tr(exc.key, **exc.values)
+    text = str(exc)
+    if "does not fit the architecture" in text:
+        return tr("sidebar.ckpt.mismatch", arch=entry.architecture, labels=tr(f"labelset.{entry.label_set_key}"))
+    if "holds no state dict" in text:
+        return tr("sidebar.ckpt.no_state_dict")
+    if "only .safetensors" in text:
+        return tr("sidebar.ckpt.type")
+    if "weights_only" in text or "Unpickl" in type(exc).__name__ or "global" in text.lower():
+        return tr("sidebar.ckpt.unsafe")
+    return tr("sidebar.ckpt.unreadable")
 
 
 def existing_pages() -> list[tuple[str, str]]:
@@ -189,13 +248,17 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     ``show_model`` / ``show_overlay`` hide sidebar sections a page does not use.
     """
     st.set_page_config(page_title="segdemo", page_icon="🧩", layout="wide")
+    # A compact header: at 1280x800 the default top padding and title size push a page's
+    # first result below the fold.
+    st.html(COMPACT_CSS)
+    st.session_state[state.RUN_COUNT] = st.session_state.get(state.RUN_COUNT, 0) + 1
     seed_session_state()
     page_links(st.sidebar)
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
     device_options = devices.available_devices()
     st.sidebar.selectbox(tr("sidebar.device"), device_options, key=state.DEVICE)
-    st.sidebar.caption(tr("sidebar.device_name", name=devices.device_name(st.session_state[state.DEVICE])))
+    st.sidebar.caption(tr("sidebar.device_name", name=device_label(st.session_state[state.DEVICE])))
     if devices.supports_half(st.session_state[state.DEVICE]):
         st.sidebar.checkbox(tr("sidebar.half"), key=state.HALF, help=tr("sidebar.half_help"))
     half = bool(st.session_state[state.HALF]) and devices.supports_half(st.session_state[state.DEVICE])
@@ -203,6 +266,12 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     model_name = _default_model().name
     if show_model:
         model_name = _model_sidebar(model_filter)
+        native = registry.get(model_name).preprocess.resize_size
+        if st.session_state.get(NATIVE_SHOWN, native) != native:
+            # The browser keeps showing the old option text ("the model's own (180 px)") unless
+            # the widget's value is set again from the session: re-seed it for the new model.
+            st.session_state.get(state.CHOICE_LANG, {}).pop("inference_size", None)
+        st.session_state[NATIVE_SHOWN] = native
         stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, "inference_size",
                       format_func=_inference_size_formatter(registry.get(model_name).preprocess.resize_size),
                       help=tr("sidebar.inference_size_help"))

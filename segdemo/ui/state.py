@@ -32,6 +32,8 @@ OUTLINE = "outline"
 OWN_CHECKPOINT = "own_checkpoint"
 OWN_CHECKPOINT_DONE = "own_checkpoint_done"  # file id of the checkpoint already registered
 OWN_MODELS = "own_models"  # names of the registry entries this session added (source "user")
+RUN_COUNT = "_run_count"  # script runs of this session (counted by the sidebar's setup_page)
+CLASS_TOGGLES = "class_toggles"  # label-set key -> {class id: shown} of the legend's switches
 CHOICE_LANG = "_choice_lang"  # per stable_choice key: the language its widget was seeded in
 CACHE_PREFIX = "_cache_"  # + cache name: the stores of session_cache
 

@@ -326,7 +326,7 @@ def test_fcn_page_default_and_synthetic(app) -> None:
     _no_exception(at)
     assert not at.error
     # the scores table: three variants (+ the dilated model), val numbers from the cards, the paper's
-    df = at.dataframe[0].value
+    df = at.table[0].value
     assert len(df) == 4
     paper_col = [c for c in df.columns if "2" in c and ("Table" in c or "표" in c)][0]
     assert list(df.columns).index(paper_col) == 1  # right next to the variant, visible without scrolling
@@ -340,7 +340,7 @@ def test_fcn_page_default_and_synthetic(app) -> None:
         at.selectbox(key="fcn_val_image@ko").set_value(chosen).run()
     at.radio(key="fcn_source@ko").set_value("synthetic").run()
     _no_exception(at)
-    assert len(at.dataframe[0].value.columns) == 6  # with ground truth: per-image columns too
+    assert len(at.table[0].value.columns) == 6  # with ground truth: per-image columns too
     at.number_input(key="fcn_seed").set_value(7)
     at.slider(key="fcn_zoom").set_value(6.0).run()
     _no_exception(at)
@@ -371,7 +371,7 @@ def test_fcn_page_upload_with_a_bad_mask(app) -> None:
     Image.fromarray(labels).save(good, format="PNG")
     at.file_uploader(key="fcn_mask").set_value(("mask.png", good.getvalue(), "image/png")).run()
     _no_exception(at)
-    assert len(at.dataframe[0].value.columns) == 6
+    assert len(at.table[0].value.columns) == 6
 
 
 def test_unet_page(app) -> None:
@@ -416,7 +416,7 @@ def test_both_pages_work_without_a_data_directory(app, tmp_path: Path, monkeypat
     source = at.radio(key="fcn_source@ko")
     assert source.value == "synthetic" and len(source.options) == 2  # no CamVid choice offered
     assert any("data download camvid" in c.value for c in at.caption)
-    assert len(at.dataframe[0].value.columns) == 6  # the drawn scene has its exact labels
+    assert len(at.table[0].value.columns) == 6  # the drawn scene has its exact labels
     at = app("3_U-Net.py").run()
     _no_exception(at)
     assert not at.error and len(at.metric) == 4

@@ -191,14 +191,14 @@ def test_separable_page_counts_match_modules(lang: str) -> None:
     at.selectbox(key="sep_kw").set_value(5).run()
     no_problems(at)
     report = sep.separable_report(3, 5, 32, 256, 32, 32)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     params = list(table["sum(p.numel())"])
     assert params[0] == f"{report.standard_params:,} ✓"
     assert params[3] == f"{report.separable_params:,} ✓"
     assert report.standard_params == 3 * 5 * 32 * 256 and report.separable_params == 3 * 5 * 32 + 32 * 256
     at.toggle(key="sep_measure").set_value(True).run()
     no_problems(at)
-    times = list(at.dataframe[0].value[i18n_t("labs.sep.col.time", lang)])
+    times = list(at.table[0].value[i18n_t("labs.sep.col.time", lang)])
     assert times[0].endswith(" ms") and times[3].endswith(" ms") and float(times[0].split()[0]) > 0
     # the timing note names what was timed (torch.utils.benchmark: one CPU thread) and what the MACs promise
     import platform

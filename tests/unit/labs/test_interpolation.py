@@ -101,3 +101,22 @@ def test_pixel_grid_ticks_use_the_tables_coordinates(align_corners: bool) -> Non
     drawn = sorted(set(fig.data[1].x))
     table = [ip.unclamped_source(o, 3, 6, align_corners) for o in range(6)]
     assert [x - offset for x in drawn] == pytest.approx(table)
+
+
+def test_the_lab_follows_size_not_scale_factor() -> None:
+    """The page states the size= convention: check it, and that scale_factor= differs where it says."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from segdemo.labs import interpolation as ip
+
+    grid = np.arange(9, dtype=float).reshape(3, 3) ** 1.5
+    x = torch.from_numpy(grid)[None, None]
+    by_size = F.interpolate(x, size=(7, 7), mode="bilinear", align_corners=False)[0, 0].numpy()
+    by_scale = F.interpolate(x, scale_factor=2.5, mode="bilinear", align_corners=False,
+                             recompute_scale_factor=False)[0, 0].numpy()
+    assert by_scale.shape == (7, 7)  # floor(3 x 2.5) = 7: the same output size...
+    assert np.abs(by_size - by_scale).max() > 0.05  # ...other values (maps with 0.4, not 3/7)
+    ours = np.array([[ip.bilinear_at(grid, (7, 7), (i, j), False).value for j in range(7)] for i in range(7)])
+    np.testing.assert_allclose(ours, by_size, atol=1e-9)
