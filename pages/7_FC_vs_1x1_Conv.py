@@ -193,8 +193,12 @@ with tab_resnet:
     smap = lab.lab_cache("fc_resnet", (real_weights, digest, shape), lambda: views.resnet_score_map(resnet, rgb, shape))
     best = int(smap.mean(dim=(1, 2)).argmax())
     names = categories
-    cls_r = st.selectbox(tr("labs.fc.category"), list(range(len(names))), index=best, key="fc_resnet_cls",
-                         format_func=names.__getitem__)
+    if st.session_state.get("fc_resnet_cls_image") != (digest, real_weights):  # a new image: its best class
+        widgets.set_choice("fc_resnet_cls", best)
+        st.session_state["fc_resnet_cls_image"] = (digest, real_weights)
+    # stable_choice: the option texts are language-dependent ("output 238 (untrained)")
+    cls_r = widgets.stable_choice(st.selectbox, tr("labs.fc.category"), list(range(len(names))), "fc_resnet_cls",
+                                  format_func=names.__getitem__)
     probs, heat = views.normalised_heat(smap, cls_r, shape)
     left, right = st.columns(2)
     left.image(drawing.blend_heat(images.resize_rgb(rgb, shape), heat, alpha=0.7, gamma=1.0),

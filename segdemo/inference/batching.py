@@ -177,13 +177,25 @@ _shared: BatchingWorker | None = None
 _shared_lock = threading.Lock()
 
 
+def apply_server_threads() -> int:
+    """Set torch's CPU threads to :func:`default_threads` in the calling thread; returns the count.
+
+    OpenMP keeps the thread count per thread and Streamlit runs every rerun in a new
+    one, so each script run (``ui.sidebar.setup_page``) and the worker call this: the
+    device line then says the same before and after the first forward pass.
+    """
+    n = default_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 def shared_worker() -> BatchingWorker:
     """The process-wide worker (one for every session of a Streamlit server)."""
     global _shared
+    apply_server_threads()  # process-wide: every page's forward passes use these threads
     with _shared_lock:
         if _shared is None:
-            # Process-wide: every page's forward passes then use these threads (see default_threads).
-            torch.set_num_threads(default_threads())
             _shared = BatchingWorker()
         return _shared
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from segdemo import config, i18n
-from segdemo.inference import devices
+from segdemo.inference import batching, devices
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
 from segdemo.models.weights import CHECKPOINT_TYPES
@@ -181,10 +181,10 @@ def device_label(device: str) -> str:
     import os
     import platform
 
-    import torch
-
+    # the configured count (what the inference worker and every script run use), not the
+    # calling thread's OpenMP state, which differs between Streamlit's rerun threads
     return tr("sidebar.device.cpu", cpu=platform.processor() or platform.machine(),
-              threads=torch.get_num_threads(), cores=os.cpu_count())
+              threads=batching.default_threads(), cores=os.cpu_count())
 
 
 def checkpoint_reason(exc: BaseException, entry: ModelEntry) -> str:
@@ -257,6 +257,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
     device_options = devices.available_devices()
+    batching.apply_server_threads()  # before the device line says how many threads run
     st.sidebar.selectbox(tr("sidebar.device"), device_options, key=state.DEVICE)
     st.sidebar.caption(tr("sidebar.device_name", name=device_label(st.session_state[state.DEVICE])))
     if devices.supports_half(st.session_state[state.DEVICE]):

@@ -182,9 +182,10 @@ def overlay_pixels(page) -> np.ndarray:  # noqa: ANN001
 
 
 def timing_numbers(page) -> list[str]:  # noqa: ANN001
-    """The numbers of the timing caption (same numbers = the cached prediction, no model run)."""
+    """The numbers of the timing caption (same numbers = the cached prediction, no model run), sorted:
+    the device part names threads and cores in another order in Korean ("코어 2개 중 스레드 1개")."""
     caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=re.compile(r"\d+ ms")).first
-    return re.findall(r"\d+", caption.inner_text())
+    return sorted(re.findall(r"\d+", caption.inner_text()))
 
 
 def wait_until(predicate, what: str, timeout_s: float = STEP_TIMEOUT_MS / 1000) -> None:  # noqa: ANN001
