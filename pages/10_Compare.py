@@ -217,6 +217,10 @@ with st.expander(tr("compare.pairwise_header")):
     st.dataframe(pd.DataFrame(matrix, index=[short(n) for n in chosen], columns=numbers)
                  .style.format("{:.1%}", na_rep="—"))
 
+# the split each published mIoU was measured on, once per model (a column of it is too wide at 1280 px)
+published_on = tr("compare.published_on", items=" · ".join(f"{NUMBER[n]}: {by_name[n].metrics_source or '—'}"
+                                                           for n in chosen))
+
 # ---------------------------------------------------------------- scores against the truth
 st.subheader(tr("compare.scores"))
 if scores is None:
@@ -228,11 +232,11 @@ else:
         tr("compare.col.image_acc"): cmp.score_summary(scores[n])["pixel_accuracy"],
         tr("compare.col.image_bf"): cmp.score_summary(scores[n])["mean_boundary_F1"],
         tr("compare.col.published"): by_name[n].metrics.get("miou"),
-        tr("compare.col.published_on"): by_name[n].metrics_source or "—",
     } for n in chosen]), column_config={k: st.column_config.NumberColumn(format="percent") for k in (
         tr("compare.col.image_miou"), tr("compare.col.image_acc"), tr("compare.col.image_bf"),
         tr("compare.col.published"))}, hide_index=True)
     st.caption(tr("compare.scores_caption"))
+    st.caption(published_on)
     st.markdown(f"**{tr('compare.error_maps')}**")
     st.caption(tr("compare.error_maps_caption"))
     errors = ui_cmp.compare_cache("errors", analysis_key + (w,), lambda: {
@@ -246,19 +250,32 @@ else:
 st.subheader(tr("compare.cost"))
 costs = {e.name: ui_cmp.cost_cached(image, e, sizes[e.name], settings, int(warmup), int(repeats)) for e in entries}
 rows = cmp.comparison_rows(chosen, costs, scores)
-COLUMNS = {"model": "compare.col.model", "input": "compare.col.input", "preprocess_ms": "compare.col.pre",
-           "forward_ms": "compare.col.fwd", "postprocess_ms": "compare.col.post", "total_ms": "compare.col.total",
-           "cold_total_ms": "compare.col.cold", "peak_forward_MiB": "compare.col.peak",
-           "params_trainable_M": "compare.col.params_trainable", "params_total_M": "compare.col.params_total",
-           "GFLOPs": "compare.col.gflops", "published_mIoU": "compare.col.published",
-           "published_on": "compare.col.published_on"}
-table = pd.DataFrame([{tr(COLUMNS[k]): (tiny(r["model"]) if k == "model" else r[k]) for k in COLUMNS} for r in rows])
-number_format = {tr(COLUMNS[k]): st.column_config.NumberColumn(format=f) for k, f in (
-    ("preprocess_ms", "%.1f"), ("forward_ms", "%.1f"), ("postprocess_ms", "%.1f"), ("total_ms", "%.1f"),
-    ("cold_total_ms", "%.1f"), ("peak_forward_MiB", "%.1f"), ("params_trainable_M", "%.2f"),
-    ("params_total_M", "%.2f"), ("GFLOPs", "%.2f"))}
-number_format[tr(COLUMNS["published_mIoU"])] = st.column_config.NumberColumn(format="percent")
-st.dataframe(table, column_config=number_format, hide_index=True)
+# Two narrow tables instead of one of 13 columns: both fit the main area at 1280 px.
+TIME_COLUMNS = {"model": "compare.col.model", "input": "compare.col.input", "preprocess_ms": "compare.col.pre",
+                "forward_ms": "compare.col.fwd", "postprocess_ms": "compare.col.post",
+                "total_ms": "compare.col.total", "cold_total_ms": "compare.col.cold"}
+SIZE_COLUMNS = {"model": "compare.col.model", "peak_forward_MiB": "compare.col.peak",
+                "params_trainable_M": "compare.col.params_trainable", "params_total_M": "compare.col.params_total",
+                "GFLOPs": "compare.col.gflops", "published_mIoU": "compare.col.published"}
+FORMATS = {"preprocess_ms": "{:.1f}", "forward_ms": "{:.1f}", "postprocess_ms": "{:.1f}", "total_ms": "{:.1f}",
+           "cold_total_ms": "{:.1f}", "peak_forward_MiB": "{:.1f}", "params_trainable_M": "{:.2f}",
+           "params_total_M": "{:.2f}", "GFLOPs": "{:.2f}", "published_mIoU": "{:.1%}"}
+
+
+def cell(key: str, row: dict) -> str:
+    """One cost-table cell as text ("—" for a value that is not there)."""
+    value = row[key]
+    if key == "model":
+        return tiny(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return FORMATS[key].format(value) if key in FORMATS else str(value)
+
+
+for columns in (TIME_COLUMNS, SIZE_COLUMNS):
+    st.table(pd.DataFrame([{tr(label): cell(k, r) for k, label in columns.items()} for r in rows]).set_index(
+        tr("compare.col.model")))
+st.caption(published_on)
 first = next(iter(costs.values()))
 method = tr(f"compare.memory.{first.memory_method}")
 st.caption(tr("compare.cost_caption", device=sidebar.device_label(settings.device), threads=first.threads,

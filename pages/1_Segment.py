@@ -6,7 +6,7 @@ from segdemo.ui import inputs, models, segment_view, sidebar
 from segdemo.ui.state import tr
 
 settings = sidebar.setup_page("page.segment")
-images = inputs.image_inputs("segment")
+images = inputs.image_inputs("segment", label_set_key=settings.entry.label_set_key)
 if not images:
     st.info(tr("input.none"))
     st.stop()

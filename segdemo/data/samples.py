@@ -42,3 +42,17 @@ def dataset_samples(per_dataset: int = 4) -> list[Sample]:
 def all_samples() -> list[Sample]:
     """Shipped samples first, then dataset samples."""
     return shipped_samples() + dataset_samples()
+
+
+MICROSCOPY_SOURCES = frozenset({"isbi"})  # grey electron-microscope slices, not photos
+
+
+def samples_for(label_set_key: str | None) -> list[Sample]:
+    """The gallery for a model of ``label_set_key``: microscope slices only for the ISBI (cell
+    membrane) model, photos only for every other model, everything when no model is given —
+    so "select all" never feeds microscope slices to a street model or photos to the U-Net."""
+    gallery = all_samples()
+    if label_set_key is None:
+        return gallery
+    microscope = label_set_key == "isbi"
+    return [s for s in gallery if (s.source in MICROSCOPY_SOURCES) == microscope]

@@ -80,8 +80,12 @@ def forget_uploads(key: str) -> None:
     st.session_state.pop(KEPT_PREFIX + key, None)
 
 
-def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True) -> list[InputImage]:
+def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True,
+                 label_set_key: str | None = None) -> list[InputImage]:
     """Uploads (kept for the session), an optional camera snapshot and gallery samples, as decoded images.
+
+    ``label_set_key``: the model's label set; the gallery then offers only images of
+    its domain (:func:`segdemo.data.samples.samples_for`).
 
     A file that cannot be used shows its own message; the other images stay.
     The uploader sits beside the camera and the gallery (one compact row), so the
@@ -121,7 +125,10 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
                     else:
                         images.append(result)
     if allow_samples:
-        gallery = {s.name: s for s in samples.all_samples()}
+        gallery = {s.name: s for s in samples.samples_for(label_set_key)}
+        picked = st.session_state.get(f"{key}_samples")
+        if picked and any(name not in gallery for name in picked):  # a model of another domain was chosen
+            st.session_state[f"{key}_samples"] = [name for name in picked if name in gallery]
         with side:
             chosen = st.multiselect(tr("input.samples"), list(gallery), key=f"{key}_samples",
                                     help=tr("input.samples_help"), placeholder=tr("input.samples_placeholder"))

@@ -66,15 +66,17 @@ def test_default_compare_runs_each_model_once_and_shows_true_figures(at) -> None
     assert metrics[0] == f"{dis.share:.1%}" and metrics[1] == f"{dis.in_band:.1%}"
 
     frames = [df.value for df in at.dataframe]
-    scores = next(df for df in frames if len(df.columns) == 6 and len(df) == len(DEFAULT))
+    scores = next(df for df in frames if len(df.columns) == 5 and len(df) == len(DEFAULT))
     for i, labels in enumerate(maps):
         expected = evaluate_pair(labels, truth, CAMVID, CAMVID.ignore_index).scores.summary
         assert scores.iloc[i, 1] == pytest.approx(expected["mIoU"])
         assert scores.iloc[i, 2] == pytest.approx(expected["pixel_accuracy"])
         assert scores.iloc[i, 3] == pytest.approx(expected["mean_boundary_F1"])
         assert scores.iloc[i, 4] == registry.get(DEFAULT[i]).metrics["miou"]
-    costs = frames[-1]
-    assert len(costs) == len(DEFAULT) and list(costs.iloc[:, 1]) == ["240x180", "240x180", "240x180", "360x270"]
+    # the cost tables (st.table, text cells): times with the input size first, then sizes with the published mIoU
+    times, sizes = (t.value for t in at.table[-2:])
+    assert len(times) == len(DEFAULT) and list(times.iloc[:, 0]) == ["240x180", "240x180", "240x180", "360x270"]
+    assert list(sizes.iloc[:, -1]) == [f"{registry.get(n).metrics['miou']:.1%}" for n in DEFAULT]
     agreement = next(df for df in frames if len(df.columns) == 5)
     rows = compare.class_agreement(maps, CAMVID.num_classes)
     assert list(agreement.iloc[:, 2]) == pytest.approx([r.mean_iou for r in rows], nan_ok=True)
