@@ -227,7 +227,7 @@ if scores is None:
     st.info(tr("compare.no_truth"))
 else:
     st.dataframe(pd.DataFrame([{
-        tr("compare.col.model"): short(n),
+        tr("compare.col.model"): tiny(n),  # the short label: the panels above name the backbone
         tr("compare.col.image_miou"): cmp.score_summary(scores[n])["mIoU"],
         tr("compare.col.image_acc"): cmp.score_summary(scores[n])["pixel_accuracy"],
         tr("compare.col.image_bf"): cmp.score_summary(scores[n])["mean_boundary_F1"],

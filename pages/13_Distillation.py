@@ -46,12 +46,12 @@ with tab_ship:
     if not rows:
         st.warning(tr("kd.no_cards"))
     else:
-        st.dataframe([{tr("kd.col.role"): role_label(r["role"]), tr("kd.col.model"): r["name"],
+        st.table([{tr("kd.col.role"): role_label(r["role"]), tr("kd.col.model"): r["name"],
                        tr("kd.col.params"): f"{r['params'] / 1e6:.2f} M", tr("kd.col.ms"): f"{r['cpu_ms']:.0f}",
                        tr("kd.col.miou"): f"{r['miou']:.1%}", tr("kd.col.kd"): (
                            f"T={r['temperature']:g}, α={r['mix']:g}" if r["teacher"] else "—"),
                        tr("kd.col.budget"): tr("kd.budget", epochs=r["epochs"], seconds=r["seconds"])}
-                      for r in rows], hide_index=True, width="stretch")
+                      for r in rows])  # st.table: headers and long names wrap at 1280 px
         gain = kd.distillation_gain(rows)
         if gain is not None:
             st.markdown(tr("kd.gain.helps" if gain > 0 else "kd.gain.no_help", points=gain * 100))
@@ -156,9 +156,8 @@ with tab_soft:
         right.caption(tr("kd.soft.truth", cls=tr("kd.void") if true == kd.CAMVID.ignore_index else names[true],
                          top=names[int(probs[0].argmax())]))
         with st.expander(tr("kd.soft.table")):
-            st.dataframe([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(names, row)},
-                           "Σ": f"{row.sum():.3f}"} for t, row in zip(kd.TEMPERATURES, probs)],
-                         hide_index=True, width="stretch")
+            st.table([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(names, row)},
+                       "Σ": f"{row.sum():.3f}"} for t, row in zip(kd.TEMPERATURES, probs)])
         try:
             masks = kd.frame_masks(frame, teacher_z, students[student_label], (y, x))
         except (FileNotFoundError, KeyError, RuntimeError) as exc:

@@ -91,6 +91,16 @@ def _colour_fits(rgb: np.ndarray, ls: LabelSet) -> tuple[float, bool]:
     return known / max(1, int(counts.sum())), known == int(counts.sum())
 
 
+# Label sets that are a subset of another's meaning (person vs background: VOC's "person" and
+# background) are only guessed for their own models; a VOC mask with ids 0/1 is not "person".
+ONLY_FOR_OWN_MODELS = frozenset({"person"})
+
+
+def _candidates(model_key: str | None) -> dict[str, LabelSet]:
+    """The label sets a mask may be read as, for a model of ``model_key``."""
+    return {k: ls for k, ls in LABEL_SETS.items() if k not in ONLY_FOR_OWN_MODELS or k == model_key}
+
+
 def _rank(fits: dict[str, tuple[bool, bool]], model_key: str | None) -> list[str]:
     """Sets that fit, best first: direct evidence, then the model's set, then the smallest."""
     ok = [k for k, (f, _) in fits.items() if f]
@@ -115,7 +125,7 @@ def guess_label_set(data: bytes, name: str, model_key: str | None = None) -> Lab
     if mode in ("RGB", "RGBA"):
         rgb = np.asarray(img.convert("RGB"))
         grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
-        shares = {k: _colour_fits(rgb, ls) for k, ls in LABEL_SETS.items()}
+        shares = {k: _colour_fits(rgb, ls) for k, ls in _candidates(model_key).items()}
         if not grey or any(full for _, full in shares.values()):
             full = {k: (f, f) for k, (_, f) in shares.items()}
             ranked = _rank(full, model_key)
@@ -130,7 +140,7 @@ def guess_label_set(data: bytes, name: str, model_key: str | None = None) -> Lab
         used = [int(v) for v in np.unique(values_arr)]
         if img.palette is not None and img.palette.mode == "RGB":
             pal = np.asarray(img.getpalette() or [], dtype=np.int64).reshape(-1, 3)
-            fits = {k: _palette_fits(pal, used, ls) for k, ls in LABEL_SETS.items()}
+            fits = {k: _palette_fits(pal, used, ls) for k, ls in _candidates(model_key).items()}
             ranked = _rank(fits, model_key)
             if ranked and fits[ranked[0]][1]:
                 return LabelGuess(ranked[0], tuple(ranked), "palette",
@@ -141,7 +151,7 @@ def guess_label_set(data: bytes, name: str, model_key: str | None = None) -> Lab
         return LabelGuess(fallback, (), "unreadable")
 
     used = [int(v) for v in np.unique(np.asarray(values_arr, dtype=np.int64))]
-    fits = {k: _index_fits(set(used), ls) for k, ls in LABEL_SETS.items()}
+    fits = {k: _index_fits(set(used), ls) for k, ls in _candidates(model_key).items()}
     ranked = _rank(fits, model_key)
     shown = _value_range(used)
     if not ranked:

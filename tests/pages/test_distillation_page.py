@@ -26,7 +26,7 @@ def run(lang: str) -> AppTest:
 
 
 def frame(at: AppTest, column: str):  # noqa: ANN201 - a pandas DataFrame
-    for df in at.dataframe:
+    for df in [*at.dataframe, *at.table]:  # the cards' table is an st.table (it wraps at 1280 px)
         if column in df.value.columns:
             return df.value
     raise AssertionError(f"no table with column {column!r}")

@@ -225,11 +225,11 @@ def test_batch_out_of_gpu_memory_runs_on_the_cpu(data_dir, monkeypatch):
 
     real, calls = pipeline.predict, []
 
-    def flaky(model, entry, rgb, size, device, half=False):
+    def flaky(model, entry, rgb, size, device, half=False, run_forward=None):
         calls.append(device)
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(model, entry, rgb, size, device, half)
+        return real(model, entry, rgb, size, device, half, run_forward)
 
     monkeypatch.setattr(pipeline, "predict", flaky)
     buf = io.BytesIO()

@@ -65,3 +65,12 @@ def test_palette_and_colour_masks_are_read_by_their_colours() -> None:
     odd[0, 0] = (1, 2, 3)
     g = guess_label_set(_png(odd), "m.png", "voc")
     assert (g.reason, g.fits) == ("colours_none", ())
+
+
+def test_person_set_only_for_its_own_models() -> None:
+    """A VOC mask with background and aeroplane (0/1) is not read as person vs background,
+    unless the model is the person model (then its own set wins the tie)."""
+    ids = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    assert guess_label_set(_png(ids), "m.png", "voc").key == "voc"
+    assert guess_label_set(_png(ids), "m.png", "person").key == "person"
+    assert guess_label_set(_png(np.full((4, 4), 255, np.uint8)), "m.png", "isbi").key == "voc"
