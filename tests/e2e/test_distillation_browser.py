@@ -40,7 +40,7 @@ def test_distillation_page_opens_clicks_trains_and_stops(server: str, browser, s
     try:
         page.goto(f"{server}/Distillation")
         page.locator("h1").filter(has_text=i18n.t("page.distillation", "ko")).wait_for()
-        page.locator('[data-testid="stDataFrame"]').first.wait_for()
+        page.locator('[data-testid="stTable"]').first.wait_for()  # the cards' table (st.table: it wraps)
         settle(page, quiet_s=1.0)
         assert_no_exception(page, "open the distillation page (ko)")
         assert overflow_px(page) <= 1, "nothing wider than the main area (ko, shipped tab)"
