@@ -116,11 +116,8 @@ with tab_train:
                     worker.stop(run.run_id)
         if runs_now:
             series = {run_label(r): kd.run_series(r.history) for r in runs_now}
-            g1, g2 = st.columns(2)
-            g1.plotly_chart(transfer.curves_figure(series, "val_miou", tr("kd.curve.miou"), "mIoU"),
-                            width="stretch", key="kd_curve_miou")
-            g2.plotly_chart(transfer.curves_figure(series, "ce", tr("kd.curve.ce"), "CE"),
-                            width="stretch", key="kd_curve_ce")
+            lab.curve_pair(st, series, ("val_miou", tr("kd.curve.miou"), "mIoU", "kd_curve_miou"),
+                           ("ce", tr("kd.curve.ce"), "CE", "kd_curve_ce"))
             st.caption(tr("kd.curve.note"))
         if active and not any(r.status in ("queued", "running") for r in runs_now):
             st.rerun()  # the runs ended: one full rerun stops the polling and offers the result

@@ -114,11 +114,8 @@ with tab_train:
         shipped = st.multiselect(tr("tl.shipped_curves"), SHIPPED_CURVES, key="tl_shipped",
                                  help=tr("tl.shipped_curves_help"))
         series.update(live.recorded_curves(list(shipped)))
-        g1, g2 = chart_slot.columns(2)
-        g1.plotly_chart(transfer.curves_figure(series, "val_miou", tr("tl.curve.miou"), "mIoU"),
-                        width="stretch", key="tl_curve_miou")
-        g2.plotly_chart(transfer.curves_figure(series, "loss", tr("tl.curve.loss"), "loss"),
-                        width="stretch", key="tl_curve_loss")
+        lab.curve_pair(chart_slot, series, ("val_miou", tr("tl.curve.miou"), "mIoU", "tl_curve_miou"),
+                       ("loss", tr("tl.curve.loss"), "loss", "tl_curve_loss"))
         st.caption(tr("tl.curve.note"))
         if active and not any(r.status in ("queued", "running") for r in runs_now):
             st.rerun()  # the run ended: one full rerun stops the polling and offers the result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,6 +85,7 @@ def _entry_from_card(card: dict[str, Any], folder: Path) -> InstanceEntry:
         metrics_source=card.get("metrics_source", ""), num_params=card.get("num_params"), card=card)
 
 
+@lru_cache(maxsize=1)  # constant: read from torchvision's enum once, not on every page rerun
 def _torchvision_maskrcnn() -> InstanceEntry:
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
 

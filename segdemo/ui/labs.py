@@ -123,3 +123,15 @@ def live_run_status(run: Any, ahead: int) -> None:
                       miou=run.history[-1]["val_miou"] if run.history else 0.0))
     if run.trainable_params:
         st.caption(tr("tl.run_params", trainable=run.trainable_params, total=run.total_params))
+
+
+def curve_pair(container: Any, series: dict[str, Any], left: tuple[str, str, str, str],
+               right: tuple[str, str, str, str]) -> None:
+    """Two training-curve charts side by side in ``container`` (the live labs' progress view).
+
+    ``left`` / ``right``: (history key, chart title, axis label, widget key) each.
+    """
+    from segdemo.labs.transfer import curves_figure
+
+    for col, (metric, title, axis, key) in zip(container.columns(2), (left, right)):
+        col.plotly_chart(curves_figure(series, metric, title, axis), width="stretch", key=key)
