@@ -14,7 +14,7 @@ from segdemo.labs import instances as inst
 from segdemo.labs import roi_pooling as roi
 from segdemo.labs import instance_views as views
 from segdemo.labs.figures import value_heatmap
-from segdemo.ui import inputs, models, sidebar, state, widgets
+from segdemo.ui import errors, inputs, models, sidebar, state, widgets
 from segdemo.models import registry
 from segdemo.models import weights
 from segdemo.ui import instances as ui_inst
@@ -95,7 +95,7 @@ if rgb is not None and loaded is not None:
             steps = ui_inst.steps_for(image_key, rgb, loaded, identity)
         except (inst.InstanceLabError, RuntimeError, ValueError) as exc:
             st.error(error_text(exc) if isinstance(exc, inst.InstanceLabError)
-                     else tr("instances.model.error", reason=str(exc)[:300]))
+                     else tr("instances.model.error", reason=errors.reason(exc)))
 
 # ---------------------------------------------------------------- semantic vs instance
 st.header(tr("instances.sec.compare"))

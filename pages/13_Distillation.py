@@ -10,7 +10,7 @@ from segdemo.data import datasets
 from segdemo.labs import distillation as kd
 from segdemo.labs import transfer
 from segdemo.training import live
-from segdemo.ui import sidebar
+from segdemo.ui import errors, sidebar
 from segdemo.ui.legend import class_label
 from segdemo.ui import labs as lab
 from segdemo.ui.state import tr
@@ -158,7 +158,7 @@ with tab_soft:
         try:
             masks = kd.frame_masks(frame, teacher_z, students[student_label], (y, x))
         except (FileNotFoundError, KeyError, RuntimeError) as exc:
-            st.warning(tr("kd.student_missing", reason=str(exc)[:200]))
+            st.warning(tr("kd.student_missing", reason=errors.reason(exc)))
         else:
             m1, m2, m3 = st.columns(3)
             m1.image(masks.truth, caption=tr("kd.mask.truth"), width="stretch")

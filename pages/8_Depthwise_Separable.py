@@ -5,7 +5,7 @@ import platform
 import pandas as pd
 import streamlit as st
 
-from segdemo.ui import sidebar
+from segdemo.ui import errors, sidebar
 from segdemo.inference import devices
 from segdemo.labs import separable as sep
 from segdemo.ui import labs as lab
@@ -33,7 +33,7 @@ try:
     report = sep.separable_report(int(kh), int(kw), c, n, int(size), int(size), bias=bias,
                                   measure_time=measure, device=settings.device, min_run_time=0.15)
 except RuntimeError as exc:  # e.g. out of memory for very large settings
-    st.error(tr("labs.sep.error", reason=str(exc)[:300]))
+    st.error(tr("labs.sep.error", reason=errors.reason(exc)))
     st.stop()
 
 r = report

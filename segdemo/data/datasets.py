@@ -203,8 +203,7 @@ def download(name: str, root: Path | None = None, timeout: float = 15.0,
     try:
         download_file(source.url, archive, progress, timeout=timeout)
     except DownloadError as exc:
-        raise DownloadError(f"{exc}. Alternatively copy the data set into {dest} by hand "
-                            f"(layout: see `segdemo/data/datasets.py`).") from exc
+        raise DownloadError("download.dataset_by_hand", reason=str(exc), dest=str(dest)) from exc
     try:
         n = extract(archive, source, dest)
     finally:

@@ -24,11 +24,22 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
+from segdemo import i18n
+
 ProgressCallback = Callable[[int, int], None]  # (done, total or 0 when unknown)
 
 
 class DownloadError(ConnectionError):
-    """The URL could not be fetched (offline, interrupted) or the file is corrupt."""
+    """The URL could not be fetched (offline, interrupted) or the file is corrupt.
+
+    ``key`` names the catalogue message and ``values`` fill it, so a page says why in
+    the user's language; ``str()`` is the English text a command prints.
+    """
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(i18n.t(key, "en", **values))
+        self.key = key
+        self.values = values
 
 
 class TextProgress:
@@ -88,7 +99,7 @@ def download_file(url: str, target: Path, progress: ProgressCallback | None = No
     """
     host = urllib.parse.urlparse(url).hostname
     if not reachable(url, connect_timeout):
-        raise DownloadError(f"cannot reach {host} (offline?): this download needs a network connection")
+        raise DownloadError("download.unreachable", host=host)
     target.parent.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".partial")
@@ -103,10 +114,10 @@ def download_file(url: str, target: Path, progress: ProgressCallback | None = No
                 if progress:
                     progress(done, total)
         if sha256_prefix and not sha.hexdigest().startswith(sha256_prefix):
-            raise DownloadError(f"the downloaded file is corrupt (hash mismatch): {url}")
+            raise DownloadError("download.corrupt", url=url)
         os.replace(tmp_name, target)
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise DownloadError(f"download of {url} failed ({exc}): this download needs a network connection") from exc
+        raise DownloadError("download.failed", url=url) from exc  # the cause stays chained
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

@@ -308,7 +308,8 @@ def run_batch(
             msg_key = getattr(exc, "key", None)
             values = dict(getattr(exc, "values", {}) or {})
             if msg_key is None:
-                msg_key, values = "eval.err.unexpected", {"name": image_name, "error": str(exc)}
+                # the kind only: the library's own text is English (and can be long)
+                msg_key, values = "eval.err.unexpected", {"name": image_name, "error": type(exc).__name__}
             accumulator.add_error(image_name, msg_key, values)
             continue
         try:

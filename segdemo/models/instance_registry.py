@@ -139,7 +139,7 @@ def load_instance_model(name: str, folder: Path = INSTANCE_MODELS_DIR, allow_ran
             if not allow_random:
                 raise
     if path is None and not allow_random:
-        raise weights.WeightsMissingError(entry, "file not found")  # type: ignore[arg-type]
+        raise weights.WeightsMissingError(entry, "weights.reason.not_found")  # type: ignore[arg-type]
     import torch
 
     torch.manual_seed(0)  # random-weight fallbacks are at least reproducible

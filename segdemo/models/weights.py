@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segdemo import config
+from segdemo import config, i18n
 from segdemo.data.download import DownloadError, ProgressCallback, download_file
 from segdemo.inference.tiling import whole_image_forward
 from segdemo.models import registry
@@ -25,18 +25,24 @@ from segdemo.models.registry import ModelEntry
 
 
 class WeightsMissingError(RuntimeError):
-    """The weights file is not on disk and cannot be downloaded now."""
+    """The weights file is not on disk and cannot be downloaded now.
 
-    def __init__(self, entry: ModelEntry, reason: str) -> None:
+    ``key`` / ``values`` say why (a catalogue message: the page shows it in the
+    user's language); ``reason`` is that text in English, for commands and logs.
+    """
+
+    def __init__(self, entry: ModelEntry, key: str, **values: object) -> None:
         self.entry = entry
         self.filename = entry.weights.filename
         self.folder = config.weights_dir()
         self.url = entry.weights.url
-        self.reason = reason
+        self.key = key
+        self.values = values
+        self.reason = i18n.t(key, "en", **values)
         super().__init__(
             f"weights for {entry.name} not found: place {self.filename} in {self.folder}"
             + (f" (download: {self.url})" if self.url else "")
-            + f" — {reason}"
+            + f" — {self.reason}"
         )
 
 
@@ -106,13 +112,15 @@ def download(entry: ModelEntry, progress: ProgressCallback | None = None,
     """
     url = entry.weights.url
     if not url:
-        raise WeightsMissingError(entry, "no download address (shipped weights only)")
+        raise WeightsMissingError(entry, "weights.reason.no_url")
     target = config.torch_hub_checkpoints_dir() / entry.weights.filename
     try:
         return download_file(url, target, progress, sha256_prefix=_hash_prefix(entry.weights.filename),
                              connect_timeout=connect_timeout)
-    except (DownloadError, OSError) as exc:
-        raise WeightsMissingError(entry, str(exc)) from exc
+    except DownloadError as exc:
+        raise WeightsMissingError(entry, exc.key, **exc.values) from exc
+    except OSError as exc:  # the cache folder is not writable
+        raise WeightsMissingError(entry, "weights.reason.write_failed", folder=str(target.parent)) from exc
 
 
 # What "Use my own checkpoint" accepts: safetensors, or a state dict torch.load reads with weights_only.
@@ -173,7 +181,7 @@ def load_model(
             if not allow_random:
                 raise
     if path is None and not allow_random:
-        raise WeightsMissingError(entry, "file not found")
+        raise WeightsMissingError(entry, "weights.reason.not_found")
     torch.manual_seed(0)  # random-weight fallbacks are at least reproducible
     net = entry.build()
     if path is not None:

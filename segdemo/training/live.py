@@ -74,7 +74,8 @@ class LiveRun:
     step_losses: list[float] = field(default_factory=list)
     trainable_params: int = 0
     total_params: int = 0
-    error: str = ""
+    error: str = ""  # English, for logs and tests
+    exception: BaseException | None = None  # what the page explains in the user's language
     weights_path: Path | None = None
     stop_requested: bool = False
 
@@ -296,7 +297,7 @@ class TrainingWorker:
                         run.status = "done"
             except Exception as exc:  # shown in the page as a message, never a traceback
                 with self._lock:
-                    run.status, run.error = "error", f"{type(exc).__name__}: {exc}"
+                    run.status, run.error, run.exception = "error", f"{type(exc).__name__}: {exc}", exc
             finally:
                 with self._lock:
                     run.finished = time.monotonic()

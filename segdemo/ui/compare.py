@@ -56,7 +56,7 @@ def show_missing_weights(missing: list[ModelEntry]) -> None:
         return
     with st.expander(tr("compare.missing_header", n=len(missing))):
         for entry in missing:
-            models.show_weights_missing(weights.WeightsMissingError(entry, tr("compare.file_not_found")))
+            models.show_weights_missing(weights.WeightsMissingError(entry, "weights.reason.not_found"))
 
 
 def compare_cache(name: str, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:

@@ -14,7 +14,7 @@ from segdemo import config
 from segdemo.data.images import InputImage
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
-from segdemo.ui import state
+from segdemo.ui import errors, state
 from segdemo.ui.inputs import image_inputs
 from segdemo.ui.models import get_model
 from segdemo.ui.sidebar import Settings
@@ -102,7 +102,7 @@ def model_on_images(key: str, settings: Settings,
         try:
             section(images, entry)
         except (ValueError, RuntimeError) as exc:
-            st.error(tr("labs.model.error", name=entry.display_name, reason=str(exc)[:300]))
+            st.error(tr("labs.model.error", name=entry.display_name, reason=errors.reason(exc)))
 
 
 def live_run_status(run: Any, ahead: int) -> None:
@@ -117,7 +117,7 @@ def live_run_status(run: Any, ahead: int) -> None:
             eta=tr("tl.eta", s=eta) if eta is not None else "")
         st.progress(run.fraction, text=text)
     elif run.status == "error":
-        st.error(tr("tl.error", reason=run.error[:200]))
+        st.error(tr("tl.error", reason=errors.reason(run.exception) if run.exception else run.error[:200]))
     else:
         st.success(tr(f"tl.{run.status}", seconds=run.elapsed, epochs=len(run.history),
                       miou=run.history[-1]["val_miou"] if run.history else 0.0))

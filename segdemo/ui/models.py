@@ -19,7 +19,7 @@ from segdemo.inference import batching, pipeline
 from segdemo.inference.pipeline import Prediction, predict_with_cpu_fallback
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
-from segdemo.ui import state
+from segdemo.ui import errors, state
 from segdemo.ui.sidebar import Settings, device_label
 from segdemo.ui.state import tr
 
@@ -69,7 +69,7 @@ def download_with_progress(entry: ModelEntry) -> None:
 
 def show_weights_missing(exc: weights.WeightsMissingError) -> None:
     """Tell the user which file to place where."""
-    st.error(tr("model.weights_missing", name=exc.entry.display_name, reason=exc.reason))
+    st.error(tr("model.weights_missing", name=exc.entry.display_name, reason=errors.reason(exc)))
     st.info(tr("model.weights_missing_howto", file=exc.filename, folder=str(exc.folder),
                url=exc.url or "—", name=exc.entry.name))
 
@@ -91,7 +91,7 @@ def get_model(name: str, settings: Settings, device: str | None = None) -> weigh
         show_weights_missing(exc)
         st.stop()
     except (RuntimeError, ValueError, OSError) as exc:
-        st.error(tr("model.load_error", name=entry.display_name, reason=str(exc)[:400]))
+        st.error(tr("model.load_error", name=entry.display_name, reason=errors.reason(exc)))
         st.stop()
     if model.random_weights:
         st.warning(tr("model.random_weights", name=entry.display_name))

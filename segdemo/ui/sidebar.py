@@ -18,7 +18,7 @@ from segdemo.inference import batching, devices
 from segdemo.models import registry, weights
 from segdemo.models.registry import ModelEntry
 from segdemo.models.weights import CHECKPOINT_TYPES
-from segdemo.ui import state
+from segdemo.ui import errors, state
 from segdemo.ui.state import tr
 from segdemo.ui.widgets import stable_choice
 
@@ -154,7 +154,7 @@ def _own_checkpoint_widget(entry: ModelEntry) -> None:
             target.write_bytes(upload.getvalue())
             new_entry = weights.register_user_checkpoint(entry, target)
         except Exception as exc:  # any unreadable or mismatching file: say why, keep state
-            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=checkpoint_reason(exc, entry)))
+            st.error(tr("sidebar.own_checkpoint_error", name=upload.name, reason=errors.checkpoint_reason(exc, entry)))
             return
         st.session_state[state.OWN_CHECKPOINT_DONE] = upload.file_id
         st.session_state.setdefault(state.OWN_MODELS, []).append(new_entry.name)
@@ -185,28 +185,6 @@ def device_label(device: str) -> str:
     # calling thread's OpenMP state, which differs between Streamlit's rerun threads
     return tr("sidebar.device.cpu", cpu=platform.processor() or platform.machine(),
               threads=batching.default_threads(), cores=os.cpu_count())
-
-
-def checkpoint_reason(exc: BaseException, entry: ModelEntry) -> str:
-    """Why a user's checkpoint was refused, in the session's language.
-
-    PyTorch's own text is never shown: it is English, long, and for a pickled
-    file it advises ``weights_only=False`` — loading such a file can run code.
-    """
-    from segdemo.i18n.errors import UserError
-
-    if isinstance(exc, UserError):
-        return tr(exc.key, **exc.values)
-    text = str(exc)
-    if "does not fit the architecture" in text:
-        return tr("sidebar.ckpt.mismatch", arch=entry.architecture, labels=tr(f"labelset.{entry.label_set_key}"))
-    if "holds no state dict" in text:
-        return tr("sidebar.ckpt.no_state_dict")
-    if "only .safetensors" in text:
-        return tr("sidebar.ckpt.type")
-    if "weights_only" in text or "Unpickl" in type(exc).__name__ or "global" in text.lower():
-        return tr("sidebar.ckpt.unsafe")
-    return tr("sidebar.ckpt.unreadable")
 
 
 def existing_pages() -> list[tuple[str, str]]:

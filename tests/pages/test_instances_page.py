@@ -130,7 +130,7 @@ def test_coco_model_offline_says_where_to_put_the_file(lang: str, tmp_path: Path
     from segdemo.models import weights
 
     def offline(entry, progress=None, connect_timeout=3.0):
-        raise weights.WeightsMissingError(entry, "offline (test)")
+        raise weights.WeightsMissingError(entry, "download.unreachable", host="download.pytorch.org")
 
     monkeypatch.setenv("SEGDEMO_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
