@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from segdemo.models import registry, weights
-from segdemo.ui.sidebar import device_label, metrics_split, page_links, setup_page
+from segdemo.models import registry
+from segdemo.ui.sidebar import device_label, metrics_split, page_links, setup_page, weights_on_disk
 from segdemo.ui.state import tr
 
 settings = setup_page("app.title", show_model=False, show_overlay=False)
@@ -23,7 +23,7 @@ models = registry.list_models()
 def _weights_state(entry: registry.ModelEntry) -> str:
     if entry.source == "segdemo":
         return tr("home.weights.shipped")
-    return tr("home.weights.cached") if weights.locate(entry) else tr("home.weights.missing")
+    return tr("home.weights.cached") if weights_on_disk(entry) else tr("home.weights.missing")
 
 
 def _miou_text(entry: registry.ModelEntry) -> str:

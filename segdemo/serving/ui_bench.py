@@ -4,7 +4,9 @@ Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright) at 1280x800
 against a fresh ``streamlit run app.py`` on 127.0.0.1:
 
 * **first render**: from starting the server process to the home page's title
-  painted in the browser (the goal of issue 10: <= 4 s);
+  painted in the browser (the goal of issue 10: <= 4 s), and **home complete**:
+  to the page's last element (the model table) painted — the header comes first,
+  while torch and torchvision still load;
 * **upload to result**: setting the file input to the result picture loaded;
 * **display-only change**: clicking a view option or a class checkbox until the
   new picture is loaded and painted (``img.complete`` after its ``src`` changed,
@@ -26,6 +28,7 @@ from segdemo.serving.load_bench import Server
 CHROMIUM = "/usr/bin/chromium"
 RESULT = '[data-testid="stMain"] img[data-testid="segdemo-result-image"]'
 UPLOAD = '.st-key-segment_uploader input[type="file"]'
+HOME_LAST = '[data-testid="stMain"] [data-testid="stTable"]'  # the model list, the home page's last table
 REPEATS = 5
 GOALS_MS = {"first_render": 4000.0, "display_1mp": 250.0, "display_12mp": 1000.0}
 
@@ -112,7 +115,9 @@ def run_ui(log: Callable[[str], None] = print) -> dict[str, float]:
             page.goto(server.url)
             page.locator("h1").first.wait_for()
             figures["first_render"] = (time.perf_counter() - t0) * 1000
-            log(f"first render {figures['first_render']:.0f} ms")
+            page.locator(HOME_LAST).first.wait_for()
+            figures["home_complete"] = (time.perf_counter() - t0) * 1000
+            log(f"first render {figures['first_render']:.0f} ms, home complete {figures['home_complete']:.0f} ms")
             for name, path in photos.items():
                 page.goto(f"{server.url}/Segment")  # a new session per photo
                 page.locator(UPLOAD).wait_for(state="attached")
@@ -136,5 +141,6 @@ def format_ui(figures: dict[str, float]) -> str:
                                            f"{'met' if ms <= GOALS_MS[name] else 'MISSED'})" if name in GOALS_MS else "")
              for name, ms in figures.items()]
     lines.append("display = input event to the new picture loaded and painted (median of "
-                 f"{REPEATS} view changes and 2 class toggles); first render = server start to the title painted")
+                 f"{REPEATS} view changes and 2 class toggles); first render = server start to the title painted; "
+                 "home complete = to the model table painted")
     return "\n".join(lines)

@@ -3,6 +3,11 @@
 Pages call :func:`setup_page` first; it seeds ``st.session_state`` with defaults
 *before* creating the sidebar widgets, so language, device, model and overlay
 settings survive page switches (a widget on another page is a different widget).
+
+The torch-backed modules (devices, batching, weights) are imported inside the
+functions that use them, and :func:`setup_page` draws the title, the page links
+and the language choice before it needs them: on a cold start the page shows
+its header while torch and torchvision load (about 2 s on a laptop CPU).
 """
 
 from __future__ import annotations
@@ -14,10 +19,8 @@ from typing import Any, Callable
 import streamlit as st
 
 from segdemo import config, i18n
-from segdemo.inference import batching, devices
-from segdemo.models import registry, weights
+from segdemo.models import registry
 from segdemo.models.registry import ModelEntry
-from segdemo.models.weights import CHECKPOINT_TYPES
 from segdemo.ui import errors, state
 from segdemo.ui.state import tr
 from segdemo.ui.widgets import stable_choice
@@ -72,14 +75,17 @@ class Settings:
 
 def _default_model() -> ModelEntry:
     """LR-ASPP (VOC's 21 everyday classes) when its weights are on disk, else the offline default."""
+    from segdemo.models import weights
+
     lraspp = registry.get("lraspp_mobilenet_v3_large")
     return lraspp if weights.locate(lraspp) else registry.default_model()
 
 
 def _defaults() -> dict[str, Any]:
+    from segdemo.inference import devices
+
     default = _default_model()
-    return {
-        state.LANG: i18n.DEFAULT_LANGUAGE,
+    return {  # the language is seeded by setup_page itself, before the header
         state.DEVICE: devices.auto_device(),
         state.HALF: False,
         state.ARCH: default.architecture,
@@ -91,7 +97,13 @@ def _defaults() -> dict[str, Any]:
 
 
 def seed_session_state() -> None:
-    """Give every shared setting a value before any widget for it is created."""
+    """Give every shared setting but the language a value before any widget for it is created.
+
+    Re-assigning a value that is already there is deliberate: it keeps a widget's value
+    alive across pages that do not draw that widget.
+    """
+    from segdemo.inference import devices
+
     for key, value in _defaults().items():
         st.session_state[key] = st.session_state.get(key, value)
     valid_devices = devices.available_devices()
@@ -101,12 +113,21 @@ def seed_session_state() -> None:
         st.session_state[state.ARCH] = _default_model().architecture
 
 
+def weights_on_disk(entry: ModelEntry) -> bool:
+    """Whether ``entry``'s weights file is here (shipped, in the weights folder or the torch cache)."""
+    from segdemo.models import weights
+
+    return weights.locate(entry) is not None
+
+
 def _size_text(entry: ModelEntry) -> str:
     size = entry.weights.size_bytes
     return "?" if size is None else f"{size / 1e6:.1f} MB"
 
 
 def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
+    from segdemo.models import weights
+
     st.sidebar.subheader(tr("sidebar.model_header"))
     own = set(st.session_state.get(state.OWN_MODELS, ()))
     # a user's models (own checkpoints, lab runs) are listed in that user's session only
@@ -142,6 +163,9 @@ def _model_sidebar(model_filter: Callable[[ModelEntry], bool] | None) -> str:
 
 
 def _own_checkpoint_widget(entry: ModelEntry) -> None:
+    from segdemo.models import weights
+    from segdemo.models.weights import CHECKPOINT_TYPES
+
     with st.sidebar.expander(tr("sidebar.own_checkpoint")):
         upload = st.file_uploader(tr("sidebar.own_checkpoint"), type=list(CHECKPOINT_TYPES),
                                   help=tr("sidebar.own_checkpoint_help"), key=state.OWN_CHECKPOINT,
@@ -174,6 +198,8 @@ def metrics_split(entry: ModelEntry) -> str:
 
 def device_label(device: str) -> str:
     """The device's name in the session's language (a GPU's product name as the driver gives it)."""
+    from segdemo.inference import batching, devices
+
     if device.startswith("cuda"):
         return devices.device_name(device)
     if device == "mps":
@@ -230,10 +256,15 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     # first result below the fold.
     st.html(COMPACT_CSS)
     st.session_state[state.RUN_COUNT] = st.session_state.get(state.RUN_COUNT, 0) + 1
-    seed_session_state()
+    st.session_state[state.LANG] = st.session_state.get(state.LANG, i18n.DEFAULT_LANGUAGE)  # seeded: see above
+    # The header first: everything above needs no torch, so a cold start paints it at once.
+    st.title(tr(title_key))
     page_links(st.sidebar)
     st.sidebar.radio(tr("sidebar.language"), list(i18n.LANGUAGES), key=state.LANG,
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
+    from segdemo.inference import batching, devices  # torch: from here on
+
+    seed_session_state()
     device_options = devices.available_devices()
     batching.apply_server_threads()  # before the device line says how many threads run
     st.sidebar.selectbox(tr("sidebar.device"), device_options, key=state.DEVICE)
@@ -258,7 +289,6 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
         st.sidebar.subheader(tr("sidebar.overlay_header"))
         st.sidebar.slider(tr("sidebar.opacity"), 0.0, 1.0, step=0.05, key=state.OPACITY)
         st.sidebar.checkbox(tr("sidebar.outline"), key=state.OUTLINE)
-    st.title(tr(title_key))
     return Settings(
         lang=st.session_state[state.LANG],
         device=st.session_state[state.DEVICE],
