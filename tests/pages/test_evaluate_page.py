@@ -278,3 +278,32 @@ def test_choices_survive_a_language_switch(data_dir):
     assert at.radio(key="eval_absent@ko").value == "minus_one"
     assert at.radio(key="eval_one_norm@ko").value == "col"
     assert at.metric[0].label == "mIoU" and "평균" in at.metric[2].label
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_formula_follows_the_selected_class(lang, data_dir):
+    """Issue 10 defect 2: the class in the IoU formula is the class selected — its name (in the
+    session's language) and its own counts, for every class the chooser offers."""
+    voc = _voc(data_dir)
+    at = _page(lang, eval_mode="annotators").run()
+    first = np.array(Image.open(voc / "SegmentationClass" / "2011_000003.png"))
+    second = np.array(Image.open(voc / "SegmentationClass_second_annotator" / "2011_000003.png"))
+    both = (first != 255) & (second != 255)
+    cm = _ref_cm(np.where(both, second, 0), np.where(both, first, 255))
+    offered = list(at.selectbox(key=f"eval_one_class@{lang}").options)
+    assert len(offered) >= 2, "the example has more than one class to choose"
+    for i, shown_name in enumerate(offered):
+        at.selectbox(key=f"eval_one_class@{lang}").set_value(_class_value(at, lang, i)).run()
+        assert not at.exception
+        cls = at.selectbox(key=f"eval_one_class@{lang}").value
+        latex = at.get("latex")[0].value.replace("{,}", "")
+        name = i18n.class_name("voc", VOC.classes[cls], lang).replace("_", r"\_")
+        assert rf"\text{{{name}}}" in latex and shown_name == i18n.class_name("voc", VOC.classes[cls], lang)
+        tp, fp, fn = (int(x) for x in re.search(r"\\frac\{(\d+)\}\{(\d+) \+ (\d+) \+ (\d+)\}", latex).groups()[1:])
+        assert (tp, fp, fn) == (cm[cls, cls], cm[:, cls].sum() - cm[cls, cls], cm[cls].sum() - cm[cls, cls])
+
+
+def _class_value(at: AppTest, lang: str, index: int) -> int:
+    """The class id behind the chooser's ``index``-th option (options are shown names; values are ids)."""
+    names = [i18n.class_name("voc", c, lang) for c in VOC.classes]
+    return names.index(at.selectbox(key=f"eval_one_class@{lang}").options[index])
