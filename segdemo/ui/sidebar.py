@@ -21,7 +21,7 @@ import streamlit as st
 from segdemo import config, i18n
 from segdemo.models import registry
 from segdemo.models.registry import ModelEntry
-from segdemo.ui import errors, state
+from segdemo.ui import builtin_text, errors, state
 from segdemo.ui.state import tr
 from segdemo.ui.widgets import stable_choice
 
@@ -264,6 +264,7 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
                      format_func=lambda code: i18n.LANGUAGES[code], horizontal=True)
     from segdemo.inference import batching, devices  # torch: from here on
 
+    builtin_text.translate_uploaders(st.session_state[state.LANG])
     seed_session_state()
     device_options = devices.available_devices()
     batching.apply_server_threads()  # before the device line says how many threads run
