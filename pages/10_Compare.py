@@ -44,7 +44,8 @@ select_key = f"compare_models_{label_key}"
 if select_key not in st.session_state or not all(n in names for n in st.session_state[select_key]):
     st.session_state[select_key] = cmp.default_selection(label_key, names)
 chosen = st.multiselect(tr("compare.models", min=cmp.MIN_MODELS, max=cmp.MAX_MODELS), names, key=select_key,
-                        format_func=lambda n: cmp.short_label(by_name[n]), max_selections=cmp.MAX_MODELS)
+                        format_func=lambda n: cmp.short_label(by_name[n]), max_selections=cmp.MAX_MODELS,
+                        placeholder=tr("input.choose_many"))
 if len(chosen) < cmp.MIN_MODELS:
     st.info(tr("compare.pick_more", min=cmp.MIN_MODELS))
     st.stop()

@@ -69,7 +69,7 @@ with tab_train:
                           format_func=lambda v: f"{v:g}")
     epochs = c3.slider(tr("tl.epochs"), 1, 20, key="tl_epochs")
     augment = widgets.stable_choice(c3.multiselect, tr("tl.augment"), AUGMENTATIONS, "tl_aug",
-                               format_func=lambda a: tr(f"tl.aug.{a}"))
+                               format_func=lambda a: tr(f"tl.aug.{a}"), placeholder=tr("input.choose_many"))
     c1.caption(tr("tl.params_note"))
 
     with c3.popover(tr("tl.aug.preview"), width="stretch"):
@@ -112,7 +112,7 @@ with tab_train:
                      n=r.config.train_size): r.history for r in runs_now}
         chart_slot = st.container()
         shipped = st.multiselect(tr("tl.shipped_curves"), SHIPPED_CURVES, key="tl_shipped",
-                                 help=tr("tl.shipped_curves_help"))
+                                 help=tr("tl.shipped_curves_help"), placeholder=tr("input.choose_many"))
         series.update(live.recorded_curves(list(shipped)))
         lab.curve_pair(chart_slot, series, ("val_miou", tr("tl.curve.miou"), "mIoU", "tl_curve_miou"),
                        ("loss", tr("tl.curve.loss"), "loss", "tl_curve_loss"))
