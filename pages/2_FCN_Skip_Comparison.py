@@ -19,7 +19,7 @@ from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import FCN, tr
 
 settings = sidebar.setup_page("page.fcn", show_model=False)
 st.markdown(tr("fcn.intro"))
@@ -34,29 +34,29 @@ SIZE = entries["fcn8s_camvid"].preprocess.resize_size  # the resolution the mode
 run_settings = replace(settings, inference_size=SIZE)
 
 # ---------------------------------------------------------------- the image and its truth
-st.session_state["fcn_seed"] = st.session_state.get("fcn_seed", 0)  # kept while another source is shown
-source, val_files = widgets.camvid_source_choice("fcn", ["synthetic", "upload"])
+st.session_state[FCN.SEED] = st.session_state.get(FCN.SEED, 0)  # kept while another source is shown
+source, val_files = widgets.camvid_source_choice(FCN.PAGE, ["synthetic", "upload"])
 
 image: InputImage | None = None
 truth: np.ndarray | None = None
 if source == "camvid":
     names = [p.name for p, _ in val_files]
-    choice = widgets.stable_choice(st.selectbox, tr("fcn.val_image"), names, "fcn_val_image")
+    choice = widgets.stable_choice(st.selectbox, tr("fcn.val_image"), names, FCN.VAL_IMAGE)
     img_path, lbl_path = val_files[names.index(choice)]
     image = images.load_image_file(str(img_path))
     truth = datasets.load_label(lbl_path)
 elif source == "synthetic":
-    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key="fcn_seed")
+    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key=FCN.SEED)
     rgb, truth = lab.lab_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
     st.caption(tr("fcn.synthetic_caption"))
     image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)
 else:
-    chosen = inputs.image_inputs("fcn", allow_camera=False, allow_samples=True)
+    chosen = inputs.image_inputs(FCN.PAGE, allow_camera=False, allow_samples=True)
     if not chosen:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
-    image = inputs.choose_image(chosen, "fcn_choice")
-    truth = inputs.mask_upload("fcn_mask", tr("fcn.mask_upload"), tr("fcn.mask_upload_help"), CAMVID, image)
+    image = inputs.choose_image(chosen, FCN.CHOICE)
+    truth = inputs.mask_upload(FCN.MASK, tr("fcn.mask_upload"), tr("fcn.mask_upload_help"), CAMVID, image)
     if truth is not None and truth.shape != image.rgb.shape[:2]:
         st.error(tr("fcn.mask_size", mask=f"{truth.shape[1]}x{truth.shape[0]}",
                     image=f"{image.rgb.shape[1]}x{image.rgb.shape[0]}"))
@@ -86,9 +86,9 @@ def arch(name: str) -> str:
 # ---------------------------------------------------------------- side by side, one zoom window
 st.subheader(tr("fcn.side_by_side"))
 c1, c2, c3 = st.columns(3)
-zoom = c1.slider(tr("fcn.zoom"), 1.0, 8.0, 3.0, 0.5, key="fcn_zoom")
-cx = c2.slider(tr("fcn.zoom_x"), 0, 100, 50, key="fcn_zoom_x") / 100
-cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key="fcn_zoom_y") / 100
+zoom = c1.slider(tr("fcn.zoom"), 1.0, 8.0, 3.0, 0.5, key=FCN.ZOOM)
+cx = c2.slider(tr("fcn.zoom_x"), 0, 100, 50, key=FCN.ZOOM_X) / 100
+cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key=FCN.ZOOM_Y) / 100
 window = fc.zoom_window((h, w), cx, cy, zoom)
 st.caption(tr("fcn.zoom_caption", x=window.left, y=window.top, w=window.width, h=window.height))
 
@@ -110,7 +110,7 @@ legend.swatch_legend([(CAMVID.colors[c], legend.class_label("camvid", c), "")
 st.subheader(tr("fcn.disagreement"))
 counts = fc.disagreement_count([labels[n] for n in fc.VARIANTS])
 reference = truth if truth is not None else labels["fcn8s_camvid"]
-band = st.slider(tr("fcn.band"), 1, 16, 4, key="fcn_band")
+band = st.slider(tr("fcn.band"), 1, 16, 4, key=FCN.BAND)
 conc = fc.boundary_concentration([labels[n] for n in fc.VARIANTS], reference, band,
                                  CAMVID.ignore_index if truth is not None else None)
 d1, d2 = st.columns([3, 2])

@@ -5,7 +5,7 @@ A key spelled in two places drifts (one page seeds "fcn_seed", another reads
 the syntax tree of every page and UI module and reports each place that spells
 a key as a string: ``key="x"`` (or an f-string), ``st.session_state["x"]``,
 ``.get("x")`` / ``.setdefault("x")`` / ``.pop("x")``, ``"x" in st.session_state``,
-``.update(x=...)``, a module-level ``NAME = "x"`` used as a key, a ``key``
+``.update(x=...)``, a ``NAME = "x"`` used as a key, a ``key``
 parameter's string default, and a string given to a segdemo.ui function's
 ``key`` parameter.
 """
@@ -74,12 +74,20 @@ def spelled_keys(path: Path) -> Iterator[str]:
     """``line: what`` for every session key ``path`` spells as a string."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     bound = ui_functions(tree)
-    local_strings = {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                     if isinstance(t, ast.Name) and is_spelled(node.value)}
+    local_strings: set[str] = set()  # NAME = "x" (or A, B = "x", "y"; f-strings too), at any depth
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                pairs = (zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple)
+                         and isinstance(node.value, ast.Tuple) else [(target, node.value)])
+                local_strings |= {t.id for t, v in pairs if isinstance(t, ast.Name) and is_spelled(v)}
+    # module-level functions that return a spelled string: def control_key(op): return f"aug_{op}"
+    local_builders = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                      and any(isinstance(r, ast.Return) and is_spelled(r.value) for r in ast.walk(node))}
 
-    def spelled(node: ast.AST) -> bool:
-        return is_spelled(node) or (isinstance(node, ast.Name) and node.id in local_strings)
+    def spelled(node: ast.AST | None) -> bool:
+        return is_spelled(node) or (isinstance(node, ast.Name) and node.id in local_strings) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local_builders)
 
     for node in ast.walk(tree):
         where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path.name}:{getattr(node, 'lineno', '?')}"
@@ -94,11 +102,21 @@ def spelled_keys(path: Path) -> Iterator[str]:
                 and is_session_state(node.func.value):
             if node.func.attr in STATE_METHODS and node.args and spelled(node.args[0]):
                 yield f"{where}: session_state.{node.func.attr}({ast.unparse(node.args[0])})"
-            elif node.func.attr == "update" and (node.keywords or any(isinstance(a, ast.Dict) for a in node.args)):
+            elif node.func.attr == "update" and (node.keywords or any(
+                    isinstance(a, ast.Dict) and any(spelled(k) for k in a.keys) for a in node.args)):
                 yield f"{where}: {ast.unparse(node)}"
         elif isinstance(node, ast.Attribute) and is_session_state(node.value) \
                 and node.attr not in STATE_METHODS + ("update", "keys", "items", "values", "clear"):
             yield f"{where}: session_state.{node.attr}"
+        elif isinstance(node, ast.For) and isinstance(node.target, (ast.Name, ast.Tuple)):
+            # for key, value in {"x": 1}.items(): st.session_state.setdefault(key, value)
+            source = node.iter.func.value if isinstance(node.iter, ast.Call) and isinstance(
+                node.iter.func, ast.Attribute) else node.iter
+            first = node.target.elts[0] if isinstance(node.target, ast.Tuple) else node.target
+            uses_state = any(is_session_state(n) for n in ast.walk(ast.Module(body=node.body, type_ignores=[])))
+            if isinstance(source, ast.Dict) and any(spelled(k) for k in source.keys) and uses_state \
+                    and isinstance(first, ast.Name):
+                yield f"{where}: for {first.id} in {{{', '.join(ast.unparse(k) for k in source.keys if k)}}}"
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args.posonlyargs + node.args.args
             defaults = dict(zip([a.arg for a in args][len(args) - len(node.args.defaults):], node.args.defaults))
@@ -144,13 +162,18 @@ def test_the_check_sees_each_spelling(tmp_path: Path) -> None:
         "inputs.image_inputs('probe_h')\n"
         "widgets.set_choice('probe_i', 1)\n"
         "def f(key='probe_j'):\n    pass\n"
+        "A, B = 'probe_k', 'probe_l'\n"
+        "st.session_state.setdefault(B, [])\n"
+        "for k, v in {'probe_m': 1}.items():\n    st.session_state.setdefault(k, v)\n"
+        "def built(op):\n    return f'probe_{op}'\n"
+        "st.session_state[built('n')] = 1\n"
         "st.session_state[state.LANG] = 'en'\n"
         "st.slider('ok', key=state.OPACITY)\n"
         "inputs.image_inputs(state.LANG)\n",
         encoding="utf-8")
     found = list(spelled_keys(page))
     text = "\n".join(found)
-    for probe in "abcdefghij":
+    for probe in "abcdefghijm":
         assert f"probe_{probe}" in text or (probe == "b" and "f'probe_{1}'" in text), (probe, text)
-    assert "LOCAL" in text
-    assert len(found) == 11, text  # the three named keys at the end pass
+    assert "LOCAL" in text and "(B)" in text and "built('n')" in text
+    assert len(found) == 14, text  # the three named keys at the end pass
