@@ -8,14 +8,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from segdemo.evaluate.scoring import score_predictions
 from segdemo.data import images
-from segdemo.ui import inputs, legend, models, sidebar, state, widgets
+from segdemo.ui import inputs, legend, models, sidebar, widgets
 from segdemo.data import datasets
 from segdemo.models import registry
 from segdemo.render import overlay
 from segdemo.labs import fcn_skips as fc
-from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
 from segdemo.ui import labs as lab
@@ -139,31 +137,23 @@ for col, name in zip(gcols, fc.VARIANTS):
 
 # ---------------------------------------------------------------- numbers vs the paper
 st.subheader(tr("fcn.scores"))
-rows = []
-for name in fc.VARIANTS:
-    entry = entries[name]
-    # the paper's number first, next to the cards' CamVid val numbers, then this image's
-    row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
-           tr("fcn.col.val_miou"): entry.metrics.get("miou"), tr("fcn.col.val_bf"): entry.metrics.get("boundary_f1")}
-    if truth is not None:
-        score = score_predictions([labels[name]], [truth], CAMVID)
-        row[tr("fcn.col.image_miou")] = score.miou
-        row[tr("fcn.col.image_bf")] = score.boundary_f1
-    rows.append(row)
 DILATED = "deeplab_slim_camvid"
 has_dilated = DILATED in known
+scored, scored_labels = [entries[n] for n in fc.VARIANTS], dict(labels)
 if has_dilated:
     d_entry = registry.get(DILATED)
     models.get_model(DILATED, settings)
     d_pred = models.predict_cached(image, run_settings, DILATED)
-    row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})", tr("fcn.col.paper"): None,
-           tr("fcn.col.val_miou"): d_entry.metrics.get("miou"), tr("fcn.col.val_bf"): d_entry.metrics.get("boundary_f1")}
-    if truth is not None:
-        score = score_predictions([d_pred.labels], [truth], CAMVID)
-        row[tr("fcn.col.image_miou")] = score.miou
-        row[tr("fcn.col.image_bf")] = score.boundary_f1
-    rows.append(row)
-table = pd.DataFrame(rows)
+    scored_labels[DILATED] = d_pred.labels
+    scored.append(d_entry)
+columns = {"paper": "fcn.col.paper", "val_miou": "fcn.col.val_miou", "val_boundary_f1": "fcn.col.val_bf"}
+if truth is not None:
+    columns.update(image_miou="fcn.col.image_miou", image_boundary_f1="fcn.col.image_bf")
+# the paper's number first, next to the cards' CamVid val numbers, then this image's
+table = pd.DataFrame([{tr("fcn.col.variant"): r.architecture if r.name in fc.VARIANTS
+                       else f"{r.architecture} ({tr('fcn.for_comparison')})",
+                       **{tr(label): getattr(r, field) for field, label in columns.items()}}
+                      for r in fc.score_rows(scored, scored_labels, truth)])
 # A static table: its headers wrap, so every column fits the main area at 1280 px.
 st.table(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—").hide(axis="index"))
 if truth is None:
