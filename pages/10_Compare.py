@@ -19,14 +19,14 @@ from segdemo.labs import fcn_skips as fc
 from segdemo.render import overlay as overlay
 from segdemo.ui import compare as ui_cmp
 from segdemo.ui import inputs, legend, models, sidebar, state, widgets
-from segdemo.ui.state import tr
+from segdemo.ui.state import COMPARE, tr
 
 settings = sidebar.setup_page("page.compare", show_model=False)
 st.markdown(tr("compare.intro"))
 
 # ---------------------------------------------------------------- label set and models
 LABEL_SETS = list(cmp.COMPARABLE_LABEL_SETS)
-label_key = widgets.stable_choice(st.radio, tr("compare.label_set"), LABEL_SETS, "compare_label_set",
+label_key = widgets.stable_choice(st.radio, tr("compare.label_set"), LABEL_SETS, COMPARE.LABEL_SET,
                                   horizontal=True, format_func=state.options_formatter("labelset."))
 label_set = get_label_set(label_key)
 usable, missing = ui_cmp.candidate_models(label_key)
@@ -40,7 +40,7 @@ if len(usable) < cmp.MIN_MODELS:
 
 names = [e.name for e in usable]
 by_name = {e.name: e for e in usable}
-select_key = f"compare_models_{label_key}"
+select_key = COMPARE.models(label_key)
 if select_key not in st.session_state or not all(n in names for n in st.session_state[select_key]):
     st.session_state[select_key] = cmp.default_selection(label_key, names)
 chosen = st.multiselect(tr("compare.models", min=cmp.MIN_MODELS, max=cmp.MAX_MODELS), names, key=select_key,
@@ -54,20 +54,20 @@ entries = [by_name[n] for n in chosen]
 c1, c2, c3 = st.columns(3)
 size_labels = {v: tr("compare.size.native") if v == "native" else tr("compare.size.original") if v == 0
                else f"{v} px" for v in cmp.SIZE_CHOICES}  # fixed now: AppTest formats outside the run
-size_choice = widgets.stable_choice(c1.selectbox, tr("compare.size"), cmp.SIZE_CHOICES, "compare_size",
+size_choice = widgets.stable_choice(c1.selectbox, tr("compare.size"), cmp.SIZE_CHOICES, COMPARE.SIZE,
                                     format_func=size_labels.__getitem__, help=tr("compare.size_help"))
-warmup = c2.selectbox(tr("compare.warmup"), (0, 1, 2, 3), index=1, key="compare_warmup")
-repeats = c3.selectbox(tr("compare.repeats"), (3, 5, 10, 20), index=1, key="compare_repeats")
+warmup = c2.selectbox(tr("compare.warmup"), (0, 1, 2, 3), index=1, key=COMPARE.WARMUP)
+repeats = c3.selectbox(tr("compare.repeats"), (3, 5, 10, 20), index=1, key=COMPARE.REPEATS)
 
 # ---------------------------------------------------------------- the image and its truth
-source, val_files = widgets.camvid_source_choice("compare", ["sample", "upload"])
+source, val_files = widgets.camvid_source_choice(COMPARE.PAGE, ["sample", "upload"])
 
 image: InputImage | None = None
 truth: np.ndarray | None = None
 truth_note = ""
 if source == "camvid":
     frame_names = [p.name for p, _ in val_files]
-    frame = widgets.stable_choice(st.selectbox, tr("compare.val_image"), frame_names, "compare_val_image")
+    frame = widgets.stable_choice(st.selectbox, tr("compare.val_image"), frame_names, COMPARE.VAL_IMAGE)
     img_path, lbl_path = val_files[frame_names.index(frame)]
     image = inputs.load_sample(img_path)
     if label_key == "camvid":
@@ -76,7 +76,7 @@ if source == "camvid":
         truth_note = tr("compare.truth_other_labels")
 elif source == "sample":
     gallery = {s.name: s for s in samples.all_samples()}
-    pick = widgets.stable_choice(st.selectbox, tr("compare.sample"), list(gallery), "compare_sample")
+    pick = widgets.stable_choice(st.selectbox, tr("compare.sample"), list(gallery), COMPARE.SAMPLE)
     sample = gallery[pick]
     image = inputs.load_sample(sample.path)
     if sample.mask is not None and sample.source == label_key and sample.mask.is_file():
@@ -86,13 +86,13 @@ elif source == "sample":
         except MaskError as exc:
             st.error(tr(exc.key, **exc.values))
 else:
-    uploads = inputs.image_inputs("compare", allow_camera=False, allow_samples=False)
+    uploads = inputs.image_inputs(COMPARE.PAGE, allow_camera=False, allow_samples=False)
     if not uploads:
         st.info(tr("compare.upload_prompt"))
         st.stop()
-    image = inputs.choose_image(uploads, "compare_choice")
+    image = inputs.choose_image(uploads, COMPARE.CHOICE)
     # resized to the image when its size differs (with a notice)
-    truth = inputs.mask_upload("compare_mask", tr("compare.mask_upload"), tr("compare.mask_upload_help"),
+    truth = inputs.mask_upload(COMPARE.MASK, tr("compare.mask_upload"), tr("compare.mask_upload_help"),
                                label_set, image)
 assert image is not None
 inputs.show_image_notes(image)
@@ -137,10 +137,10 @@ st.subheader(tr("compare.grid"))
 def grid_section() -> None:
     """Overlays, truth and disagreement with one zoom window; reruns alone (no model runs)."""
     z1, z2, z3, z4 = st.columns([1, 1, 1, 1])
-    zoom = z1.slider(tr("compare.zoom"), 1.0, 8.0, 3.0, 0.5, key="compare_zoom")
-    cx = z2.slider(tr("compare.zoom_x"), 0, 100, 50, key="compare_zoom_x") / 100
-    cy = z3.slider(tr("compare.zoom_y"), 0, 100, 55, key="compare_zoom_y") / 100
-    show_truth = z4.toggle(tr("compare.show_truth"), True, key="compare_show_truth", disabled=truth is None)
+    zoom = z1.slider(tr("compare.zoom"), 1.0, 8.0, 3.0, 0.5, key=COMPARE.ZOOM)
+    cx = z2.slider(tr("compare.zoom_x"), 0, 100, 50, key=COMPARE.ZOOM_X) / 100
+    cy = z3.slider(tr("compare.zoom_y"), 0, 100, 55, key=COMPARE.ZOOM_Y) / 100
+    show_truth = z4.toggle(tr("compare.show_truth"), True, key=COMPARE.SHOW_TRUTH, disabled=truth is None)
     window = fc.zoom_window((h, w), cx, cy, zoom)
     st.caption(tr("compare.zoom_caption", x=window.left, y=window.top, w=window.width, h=window.height))
     against = ui_cmp.compare_cache("majority", analysis_key, lambda: cmp.majority_vote(
@@ -170,14 +170,14 @@ def grid_section() -> None:
     framed = [(t, fc.draw_rectangle(v, window)) for t, v in panels]
     st.download_button(tr("compare.download_grid"), data=lambda: overlay.png_bytes(cmp.grid_image(framed)),
                        file_name=f"{image.name.rsplit('.', 1)[0]}_compare.png", mime="image/png",
-                       on_click="ignore", key="compare_download_grid")
+                       on_click="ignore", key=COMPARE.DOWNLOAD_GRID)
 
 
 grid_section()
 
 # ---------------------------------------------------------------- disagreement
 st.subheader(tr("compare.disagreement"))
-band = st.slider(tr("compare.band"), 1, 16, cmp.DEFAULT_BAND_PX, key="compare_band")
+band = st.slider(tr("compare.band"), 1, 16, cmp.DEFAULT_BAND_PX, key=COMPARE.BAND)
 dis = ui_cmp.compare_cache("disagreement", analysis_key + (band,),
                            lambda: cmp.disagreement(list(maps.values()), label_set, band, truth))
 m1, m2, m3 = st.columns(3)
@@ -300,9 +300,9 @@ if scores is not None:
 fig.update_layout(xaxis_title=tr("compare.plot.x"), yaxis_title=tr("compare.plot.y"), yaxis_tickformat=".0%",
                   height=380, margin=dict(l=10, r=10, t=30, b=10),
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-st.plotly_chart(fig, width="stretch", key="compare_plot")
+st.plotly_chart(fig, width="stretch", key=COMPARE.PLOT)
 if any(p is None for p in published):
     st.caption(tr("compare.plot.no_published"))
 st.download_button(tr("compare.download_csv"), data=cmp.rows_csv(rows),
                    file_name=f"{image.name.rsplit('.', 1)[0]}_compare.csv", mime="text/csv",
-                   on_click="ignore", key="compare_download_csv")
+                   on_click="ignore", key=COMPARE.DOWNLOAD_CSV)

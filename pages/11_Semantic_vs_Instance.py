@@ -18,15 +18,15 @@ from segdemo.ui import errors, inputs, models, sidebar, state, widgets
 from segdemo.models import registry
 from segdemo.models import weights
 from segdemo.ui import instances as ui_inst
-from segdemo.ui.state import tr
+from segdemo.ui.state import INST, tr
 
 DISPLAY_SIDE = 640
 
 settings = sidebar.setup_page("page.instances", show_model=False, show_overlay=False)
 st.markdown(tr("instances.intro"))
-for key, value in {"inst_score": 0.5, "inst_mask": 0.5, "inst_topk": 20, "inst_bins": 7}.items():
+for key, value in {INST.SCORE: 0.5, INST.MASK: 0.5, INST.TOPK: 20, INST.BINS: 7}.items():
     st.session_state[key] = st.session_state.get(key, value)
-lang = st.session_state.get("lang", i18n.DEFAULT_LANGUAGE)
+lang = st.session_state.get(state.LANG, i18n.DEFAULT_LANGUAGE)
 
 
 def error_text(exc: inst.InstanceLabError | ImageError) -> str:
@@ -39,7 +39,7 @@ def error_text(exc: inst.InstanceLabError | ImageError) -> str:
 
 # ---------------------------------------------------------------- the model and the photo
 model_name = widgets.stable_choice(st.selectbox, tr("instances.model.choose"), ui_inst.instance_model_names(),
-                                   "inst_model", format_func=state.options_formatter("instances.model.name."),
+                                   INST.MODEL, format_func=state.options_formatter("instances.model.name."),
                                    help=tr("instances.model.choose_help"))
 loaded, identity = ui_inst.instance_model(model_name)
 if loaded is None and identity == "missing":
@@ -53,7 +53,7 @@ photos = ui_inst.pennfudan_photos(ui_inst.data_dir_key())
 sources = (["pennfudan"] if photos else []) + ["upload"]
 if not photos:
     st.info(tr("instances.no_pennfudan"))
-source = widgets.stable_choice(st.radio, tr("instances.source"), sources, "inst_source",
+source = widgets.stable_choice(st.radio, tr("instances.source"), sources, INST.SOURCE,
                                format_func=state.options_formatter("instances.source."), horizontal=True)
 
 rgb = gt_ids = None
@@ -66,13 +66,13 @@ if source == "pennfudan":
         return i18n.t("instances.photo.touching", lang, name=name, people=p.people, regions=p.regions) \
             if p.touching else name
 
-    name = widgets.stable_choice(st.selectbox, tr("instances.photo"), list(by_name), "inst_photo",
+    name = widgets.stable_choice(st.selectbox, tr("instances.photo"), list(by_name), INST.PHOTO,
                                  format_func=photo_label, help=tr("instances.photo_help"))
     rgb, gt_ids = ui_inst.pennfudan_photo(ui_inst.data_dir_key(), name)
     image_key = f"pennfudan:{name}"
     st.caption(tr("instances.pennfudan_terms"))
 else:
-    upload = st.file_uploader(tr("instances.upload"), type=list(UPLOAD_TYPES), key="inst_upload")
+    upload = st.file_uploader(tr("instances.upload"), type=list(UPLOAD_TYPES), key=INST.UPLOAD)
     if upload is not None:
         decoded = ui_inst.decode_upload(upload.file_id, upload.getvalue, upload.name)
         if isinstance(decoded, ImageError):
@@ -83,9 +83,9 @@ else:
         st.info(tr("instances.upload_none"))
 
 c1, c2 = st.columns(2)
-score_threshold = c1.slider(tr("instances.score_threshold"), 0.05, 0.95, step=0.05, key="inst_score",
+score_threshold = c1.slider(tr("instances.score_threshold"), 0.05, 0.95, step=0.05, key=INST.SCORE,
                             help=tr("instances.score_threshold_help"))
-mask_threshold = c2.slider(tr("instances.mask_threshold"), 0.05, 0.95, step=0.05, key="inst_mask",
+mask_threshold = c2.slider(tr("instances.mask_threshold"), 0.05, 0.95, step=0.05, key=INST.MASK,
                            help=tr("instances.mask_threshold_help"))
 
 steps = None
@@ -172,7 +172,7 @@ if steps is not None:
     st.markdown(tr("instances.steps.intro", h=steps.input_hw[0], w=steps.input_hw[1],
                    fh=steps.features.shape[1], fw=steps.features.shape[2], c=steps.features.shape[0]))
     n_proposals = len(steps.proposals)
-    top_k = st.slider(tr("instances.steps.top_k"), 1, max(1, min(100, n_proposals)), key="inst_topk",
+    top_k = st.slider(tr("instances.steps.top_k"), 1, max(1, min(100, n_proposals)), key=INST.TOPK,
                       disabled=n_proposals <= 1)
     top_k = min(top_k, n_proposals)
     st.image(inputs.to_display(views.draw_boxes(rgb, steps.proposals[:top_k]), DISPLAY_SIDE),
@@ -183,7 +183,7 @@ if steps is not None:
     if not candidates:
         st.info(tr("instances.steps.no_detections"))
     else:
-        chosen = widgets.stable_choice(st.selectbox, tr("instances.steps.roi"), candidates, "inst_roi",
+        chosen = widgets.stable_choice(st.selectbox, tr("instances.steps.roi"), candidates, INST.ROI,
                                        format_func=lambda i: i18n.t("instances.steps.roi_option", lang,
                                                                     k=int(i) + 1, score=float(steps.scores[i])))
         i = int(chosen)
@@ -202,7 +202,7 @@ if steps is not None:
         # -------------------------------------------------------- RoIPool vs RoIAlign
         st.header(tr("instances.sec.roi"))
         st.markdown(tr("instances.roi.intro"))
-        bins = st.select_slider(tr("instances.roi.bins"), [2, 3, 4, 5, 7], key="inst_bins")
+        bins = st.select_slider(tr("instances.roi.bins"), [2, 3, 4, 5, 7], key=INST.BINS)
         comparison = roi.compare_roi_pooling(steps.features, steps.boxes_input[i], steps.spatial_scale,
                                               image_scale=steps.image_per_input, output_size=int(bins))
         a, b = st.columns(2)
@@ -231,14 +231,14 @@ elif rgb is not None and loaded is None:
 st.header(tr("instances.sec.pq"))
 st.markdown(tr("instances.pq.intro"))
 modes = (["model"] if gt_ids is not None and steps is not None else []) + ["instance_png", "panoptic"]
-mode = widgets.stable_choice(st.radio, tr("instances.pq.mode"), modes, "inst_pq_mode",
+mode = widgets.stable_choice(st.radio, tr("instances.pq.mode"), modes, INST.PQ_MODE,
                              format_func=state.options_formatter("instances.pq.mode."), horizontal=True)
 view = None
 photo_for_view = None
 try:
     if mode == "model":
         background = widgets.stable_choice(st.radio, tr("instances.pq.background"), ["stuff", "void"],
-                                           "inst_pq_background", horizontal=True,
+                                           INST.PQ_BACKGROUND, horizontal=True,
                                            format_func=state.options_formatter("instances.pq.background."))
         pred_ids, pred_scores = inst.instance_id_map(steps, score_threshold, mask_threshold)
         view = views.pq_for_instance_maps(gt_ids, pred_ids, pred_scores, background, image_key)
@@ -247,10 +247,10 @@ try:
     elif mode == "instance_png":
         st.caption(tr("instances.pq.instance_png_help"))
         u1, u2 = st.columns(2)
-        gt_file = u1.file_uploader(tr("instances.pq.gt_png"), type=["png"], key="inst_pq_gt")
-        pred_file = u2.file_uploader(tr("instances.pq.pred_png"), type=["png"], key="inst_pq_pred")
+        gt_file = u1.file_uploader(tr("instances.pq.gt_png"), type=["png"], key=INST.PQ_GT)
+        pred_file = u2.file_uploader(tr("instances.pq.pred_png"), type=["png"], key=INST.PQ_PRED)
         background = widgets.stable_choice(st.radio, tr("instances.pq.background"), ["stuff", "void"],
-                                           "inst_pq_background", horizontal=True,
+                                           INST.PQ_BACKGROUND, horizontal=True,
                                            format_func=state.options_formatter("instances.pq.background."))
         if gt_file is None or pred_file is None:
             st.info(tr("instances.pq.need_two"))
@@ -261,10 +261,10 @@ try:
     else:
         st.caption(tr("instances.pq.panoptic_help"))
         u1, u2 = st.columns(2)
-        gt_png = u1.file_uploader(tr("instances.pq.gt_panoptic_png"), type=["png"], key="inst_pq_gt_png")
-        gt_json = u1.file_uploader(tr("instances.pq.gt_json"), type=["json"], key="inst_pq_gt_json")
-        pred_png = u2.file_uploader(tr("instances.pq.pred_panoptic_png"), type=["png"], key="inst_pq_pred_png")
-        pred_json = u2.file_uploader(tr("instances.pq.pred_json"), type=["json"], key="inst_pq_pred_json")
+        gt_png = u1.file_uploader(tr("instances.pq.gt_panoptic_png"), type=["png"], key=INST.PQ_GT_PNG)
+        gt_json = u1.file_uploader(tr("instances.pq.gt_json"), type=["json"], key=INST.PQ_GT_JSON)
+        pred_png = u2.file_uploader(tr("instances.pq.pred_panoptic_png"), type=["png"], key=INST.PQ_PRED_PNG)
+        pred_json = u2.file_uploader(tr("instances.pq.pred_json"), type=["json"], key=INST.PQ_PRED_JSON)
         if None in (gt_png, gt_json, pred_png, pred_json):
             st.info(tr("instances.pq.need_four"))
         else:
@@ -279,7 +279,7 @@ if view is not None:
         st.info(tr("instances.pq.nothing"))
     else:
         chosen_class = widgets.stable_choice(st.selectbox, tr("instances.pq.class"), [c.category_id for c in classes],
-                                             "inst_pq_class", format_func=lambda cid: view.result.per_class[cid].name)
+                                             INST.PQ_CLASS, format_func=lambda cid: view.result.per_class[cid].name)
         f = views.pq_formula(view.result.per_class[chosen_class])
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("PQ", f"{f.pq:.3f}")

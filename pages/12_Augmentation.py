@@ -8,32 +8,25 @@ import streamlit as st
 from segdemo.data import datasets
 from segdemo.data.labels import CAMVID
 from segdemo.labs import augmentation as aug
-from segdemo.ui import inputs, sidebar, state, widgets
+from segdemo.ui import inputs, sidebar, widgets
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import AUG, tr
 
 OPS = list(aug.OPS)
-DRAWS = "aug_draws"  # how many random draws this session made (the next draw's seed)
 
 settings = sidebar.setup_page("page.augmentation", show_model=False, show_overlay=False)
 st.caption(tr("aug.intro"))
-PARAMS = "aug_params"  # op -> {parameter: value}: survives a change of augmentation or language
-st.session_state.setdefault(DRAWS, 0)
-st.session_state.setdefault("aug_op", "affine")
-st.session_state.setdefault(PARAMS, {op: aug.defaults(op) for op in OPS})
-
-
-def control_key(op: str, name: str) -> str:
-    """A slider's key: one widget per language (a relabelled widget would restart at its minimum)."""
-    return f"aug_{op}_{name}@{state.current_lang()}"
+st.session_state.setdefault(AUG.DRAWS, 0)
+st.session_state.setdefault(AUG.OP, "affine")
+st.session_state.setdefault(AUG.PARAMS, {op: aug.defaults(op) for op in OPS})
 
 
 def random_draw(op: str) -> None:
     """Button callback: new values for ``op``'s controls (before the widgets are drawn)."""
-    st.session_state[DRAWS] += 1
-    for name, value in aug.random_params(op, st.session_state[DRAWS]).items():
-        st.session_state[PARAMS][op][name] = value
-        st.session_state[control_key(op, name)] = value
+    st.session_state[AUG.DRAWS] += 1
+    for name, value in aug.random_params(op, st.session_state[AUG.DRAWS]).items():
+        st.session_state[AUG.PARAMS][op][name] = value
+        st.session_state[AUG.control(op, name)] = value
 
 
 # ---------------------------------------------------------------- inputs
@@ -42,24 +35,24 @@ try:
 except datasets.DatasetMissingError:
     n_frames = 0
 src_col, frame_col, frame_b_col, op_col = st.columns([1, 0.8, 0.8, 1.4])
-source = widgets.stable_choice(src_col.radio, tr("aug.source"), ["camvid", "upload"], "aug_source",
+source = widgets.stable_choice(src_col.radio, tr("aug.source"), ["camvid", "upload"], AUG.SOURCE,
                               format_func={s: tr(f"aug.source.{s}") for s in ("camvid", "upload")}.__getitem__)
 pair = second = None
 scaled = False
 if source == "upload":
     with st.expander(tr("aug.source.upload"), expanded=True):
-        images = inputs.image_inputs("aug", allow_camera=False, allow_samples=False)
+        images = inputs.image_inputs(AUG.PAGE, allow_camera=False, allow_samples=False)
         if images:
-            image = inputs.choose_image(images, "aug_image")
-            mask = inputs.mask_upload("aug_mask", tr("aug.mask_upload"), tr("aug.mask_help"), CAMVID, image)
+            image = inputs.choose_image(images, AUG.IMAGE)
+            mask = inputs.mask_upload(AUG.MASK, tr("aug.mask_upload"), tr("aug.mask_help"), CAMVID, image)
             if mask is None:
                 st.info(tr("aug.need_mask"))
             else:
                 pair = aug.fit(image.rgb, mask)
                 scaled = pair[1].shape != mask.shape
 if n_frames:
-    index = int(frame_col.number_input(tr("aug.frame"), 0, n_frames - 1, 0, key="aug_frame"))
-    index_b = int(frame_b_col.number_input(tr("aug.frame_b"), 0, n_frames - 1, 42, key="aug_frame_b"))
+    index = int(frame_col.number_input(tr("aug.frame"), 0, n_frames - 1, 0, key=AUG.FRAME))
+    index_b = int(frame_b_col.number_input(tr("aug.frame_b"), 0, n_frames - 1, 42, key=AUG.FRAME_B))
     second = aug.camvid_frame(index_b)
     pair = pair or aug.camvid_frame(index)
 elif pair is None:
@@ -72,18 +65,18 @@ if scaled:
     st.caption(tr("aug.scaled", w=labels.shape[1], h=labels.shape[0]))
 
 # ---------------------------------------------------------------- the augmentation and its controls
-op = widgets.stable_choice(op_col.selectbox, tr("aug.op"), OPS, "aug_op",
+op = widgets.stable_choice(op_col.selectbox, tr("aug.op"), OPS, AUG.OP,
                            format_func={o: tr(f"aug.op.{o}") for o in OPS}.__getitem__)
 controls = st.columns(len(aug.OPS[op]) + 1)
 params = {}
 for col, p in zip(controls, aug.OPS[op]):
-    key = control_key(op, p.name)
+    key = AUG.control(op, p.name)
     if key not in st.session_state:  # first shown, or cleared while another augmentation was shown
-        st.session_state[key] = st.session_state[PARAMS][op][p.name]
+        st.session_state[key] = st.session_state[AUG.PARAMS][op][p.name]
     params[p.name] = col.slider(tr(f"aug.param.{p.name}"), p.low, p.high, step=p.step, key=key)
-    st.session_state[PARAMS][op][p.name] = params[p.name]
-controls[-1].button(tr("aug.draw"), key="aug_draw", on_click=random_draw, args=(op,), type="primary",
-                    help=tr("aug.draw_help", n=st.session_state[DRAWS] + 1), width="stretch")
+    st.session_state[AUG.PARAMS][op][p.name] = params[p.name]
+controls[-1].button(tr("aug.draw"), key=AUG.DRAW, on_click=random_draw, args=(op,), type="primary",
+                    help=tr("aug.draw_help", n=st.session_state[AUG.DRAWS] + 1), width="stretch")
 
 if op not in aug.MIXING_OPS:
     out_rgb, out_labels = aug.apply(op, rgb, labels, params)
@@ -119,7 +112,7 @@ else:
         view = aug.mixup((rgb, labels), (b_rgb, b_labels), params["alpha"])
         c3.image(view.image, caption=tr("aug.mixed_image"), width="stretch")
         shares = aug.class_shares(view.soft)
-        cls = c4.selectbox(tr("aug.mixup.class"), range(len(names)), key="aug_mix_class",
+        cls = c4.selectbox(tr("aug.mixup.class"), range(len(names)), key=AUG.MIX_CLASS,
                            format_func=[f"{n} ({shares[i]:.1%})" for i, n in enumerate(names)].__getitem__)
         c3.image(aug.probability_image(view.soft, int(cls)), caption=tr("aug.mixup.prob", cls=names[int(cls)]),
                  width="stretch")

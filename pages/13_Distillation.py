@@ -13,18 +13,16 @@ from segdemo.training import live
 from segdemo.ui import errors, sidebar
 from segdemo.ui.legend import class_label
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import KD, tr
 
-# session keys of this page
-RUN_IDS, OWNER = "kd_run_ids", "kd_owner"
 KD_TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 settings = sidebar.setup_page("page.distillation", show_model=False, show_overlay=False)
 st.caption(tr("page.distillation_sub"))
-st.session_state.setdefault(RUN_IDS, [])
-st.session_state.setdefault(OWNER, uuid.uuid4().hex)
-for key, value in {"kd_t": 4.0, "kd_mix": 0.5, "kd_epochs": 3, "kd_size": 50, "kd_control": True,
-                   "kd_frame": 0}.items():
+st.session_state.setdefault(KD.RUN_IDS, [])
+st.session_state.setdefault(KD.OWNER, uuid.uuid4().hex)
+for key, value in {KD.T: 4.0, KD.MIX: 0.5, KD.EPOCHS: 3, KD.SIZE: 50, KD.CONTROL: True,
+                   KD.FRAME: 0}.items():
     st.session_state.setdefault(key, value)
 worker = live.worker()
 live.preload_camvid()
@@ -63,7 +61,7 @@ with tab_ship:
         st.plotly_chart(transfer.curves_figure({role_label(r["role"]): r["history"] for r in rows
                                                 if r["role"] != "teacher"}, "val_miou_quick",
                                                tr("kd.curve.shipped"), "mIoU"),
-                        width="stretch", key="kd_shipped_curve")
+                        width="stretch", key=KD.SHIPPED_CURVE)
 
 # ---------------------------------------------------------------- train the student live
 with tab_train:
@@ -72,25 +70,25 @@ with tab_train:
              r"\mathrm{KL}\big(\mathrm{softmax}(z_p/T)\,\|\,\mathrm{softmax}(s_p/T)\big)")
     st.caption(tr("kd.formula_note"))
     c1, c2, c3 = st.columns(3)
-    temperature = c1.select_slider(tr("kd.temperature"), KD_TEMPERATURES, key="kd_t", format_func=lambda v: f"{v:g}",
+    temperature = c1.select_slider(tr("kd.temperature"), KD_TEMPERATURES, key=KD.T, format_func=lambda v: f"{v:g}",
                                    help=tr("kd.temperature_help"))
-    mix = c1.slider(tr("kd.mix"), 0.0, 1.0, step=0.1, key="kd_mix", help=tr("kd.mix_help"))
-    epochs = c2.slider(tr("kd.epochs"), 1, 10, key="kd_epochs")
-    size = c2.selectbox(tr("kd.train_size"), live.TRAIN_SIZES, key="kd_size")
-    with_control = c3.checkbox(tr("kd.with_control"), key="kd_control", help=tr("kd.with_control_help"))
-    if c3.button(tr("kd.start"), type="primary", key="kd_start", width="stretch"):
+    mix = c1.slider(tr("kd.mix"), 0.0, 1.0, step=0.1, key=KD.MIX, help=tr("kd.mix_help"))
+    epochs = c2.slider(tr("kd.epochs"), 1, 10, key=KD.EPOCHS)
+    size = c2.selectbox(tr("kd.train_size"), live.TRAIN_SIZES, key=KD.SIZE)
+    with_control = c3.checkbox(tr("kd.with_control"), key=KD.CONTROL, help=tr("kd.with_control_help"))
+    if c3.button(tr("kd.start"), type="primary", key=KD.START, width="stretch"):
         pair = []
         try:
             for config in kd.live_configs(temperature, mix, int(epochs), int(size), bool(with_control)):
-                pair.append(worker.submit(config, st.session_state[OWNER]))
+                pair.append(worker.submit(config, st.session_state[KD.OWNER]))
         except live.QueueFullError:
             c3.warning(tr("kd.queue_full"))
         if pair:
-            st.session_state[RUN_IDS].append(pair)
+            st.session_state[KD.RUN_IDS].append(pair)
 
     def pair_runs() -> list:
         """The runs of this session's latest start (student first, then its control)."""
-        ids = st.session_state[RUN_IDS][-1] if st.session_state[RUN_IDS] else []
+        ids = st.session_state[KD.RUN_IDS][-1] if st.session_state[KD.RUN_IDS] else []
         return [r for r in (worker.status(i) for i in ids) if r is not None]
 
     def run_label(run) -> str:  # noqa: ANN001 - a LiveRun snapshot
@@ -111,13 +109,13 @@ with tab_train:
             if run.status == "stopped" and not run.history:
                 st.caption(tr("kd.stopped_early"))
         if any(r.status in ("queued", "running") for r in runs_now):
-            if st.button(tr("kd.stop"), key="kd_stop"):
+            if st.button(tr("kd.stop"), key=KD.STOP):
                 for run in runs_now:
                     worker.stop(run.run_id)
         if runs_now:
             series = {run_label(r): kd.run_series(r.history) for r in runs_now}
-            lab.curve_pair(st, series, ("val_miou", tr("kd.curve.miou"), "mIoU", "kd_curve_miou"),
-                           ("ce", tr("kd.curve.ce"), "CE", "kd_curve_ce"))
+            lab.curve_pair(st, series, ("val_miou", tr("kd.curve.miou"), "mIoU", KD.CURVE_MIOU),
+                           ("ce", tr("kd.curve.ce"), "CE", KD.CURVE_CE))
             st.caption(tr("kd.curve.note"))
         if active and not any(r.status in ("queued", "running") for r in runs_now):
             st.rerun()  # the runs ended: one full rerun stops the polling and offers the result
@@ -128,13 +126,13 @@ with tab_train:
 with tab_soft:
     st.caption(tr("kd.soft.intro"))
     students = {tr("kd.pick.shipped_student"): kd.STUDENT, tr("kd.pick.shipped_control"): kd.CONTROL}
-    for pair in st.session_state[RUN_IDS]:
+    for pair in st.session_state[KD.RUN_IDS]:
         for run in (worker.status(i) for i in pair):
             if run is not None and run.weights_path is not None and run.weights_path.is_file():
                 students[tr("kd.pick.live", label=run_label(run))] = str(run.weights_path)
     f1, f2 = st.columns(2)
-    index = f1.slider(tr("kd.frame"), 0, kd.VAL_FRAMES - 1, key="kd_frame")
-    student_label = f2.selectbox(tr("kd.student"), list(students), key="kd_student")
+    index = f1.slider(tr("kd.frame"), 0, kd.VAL_FRAMES - 1, key=KD.FRAME)
+    student_label = f2.selectbox(tr("kd.student"), list(students), key=KD.STUDENT)
     try:
         frame = kd.val_frame(int(index))
         teacher_z = kd.teacher_logits(int(index))
@@ -144,12 +142,12 @@ with tab_soft:
         left, right = st.columns([1, 1.3])
         with left:
             st.caption(tr("kd.click_hint", name=frame.name))
-            y, x = lab.clicked_pixel(frame.rgb, frame.labels.shape, "kd_click")
+            y, x = lab.clicked_pixel(frame.rgb, frame.labels.shape, KD.CLICK)
         probs = kd.soft_labels_at(teacher_z, y, x)
         names = [class_label("camvid", i) for i in range(len(probs[0]))]
         true = int(frame.labels[y, x])
         right.plotly_chart(kd.soft_label_figure(probs, kd.TEMPERATURES, tr("kd.soft.title", y=y, x=x), names),
-                           width="stretch", key="kd_soft_chart")
+                           width="stretch", key=KD.SOFT_CHART)
         right.caption(tr("kd.soft.truth", cls=tr("kd.void") if true == kd.CAMVID.ignore_index else names[true],
                          top=names[int(probs[0].argmax())]))
         with st.expander(tr("kd.soft.table")):

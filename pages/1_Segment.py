@@ -3,15 +3,15 @@
 import streamlit as st
 
 from segdemo.ui import inputs, models, segment_view, sidebar
-from segdemo.ui.state import tr
+from segdemo.ui.state import SEGMENT, tr
 
 settings = sidebar.setup_page("page.segment")
-images = inputs.image_inputs("segment", label_set_key=settings.entry.label_set_key)
+images = inputs.image_inputs(SEGMENT.INPUTS, label_set_key=settings.entry.label_set_key)
 if not images:
     st.info(tr("input.none"))
     st.stop()
 
-image = inputs.choose_image(images, "segment_current")
+image = inputs.choose_image(images, SEGMENT.CURRENT)
 inputs.show_image_notes(image)
 pred, pred_key = models.predict_cached_keyed(image, settings)
 # Display-only changes (view, class toggles, a click) rerun only this fragment.

@@ -8,18 +8,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from segdemo.evaluate.scoring import score_predictions
 from segdemo.data import images
-from segdemo.ui import inputs, legend, models, sidebar, state, widgets
+from segdemo.ui import inputs, legend, models, sidebar, widgets
 from segdemo.data import datasets
 from segdemo.models import registry
 from segdemo.render import overlay
 from segdemo.labs import fcn_skips as fc
-from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
 from segdemo.data.images import InputImage
 from segdemo.data.labels import CAMVID
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import FCN, tr
 
 settings = sidebar.setup_page("page.fcn", show_model=False)
 st.markdown(tr("fcn.intro"))
@@ -34,29 +32,29 @@ SIZE = entries["fcn8s_camvid"].preprocess.resize_size  # the resolution the mode
 run_settings = replace(settings, inference_size=SIZE)
 
 # ---------------------------------------------------------------- the image and its truth
-st.session_state["fcn_seed"] = st.session_state.get("fcn_seed", 0)  # kept while another source is shown
-source, val_files = widgets.camvid_source_choice("fcn", ["synthetic", "upload"])
+st.session_state[FCN.SEED] = st.session_state.get(FCN.SEED, 0)  # kept while another source is shown
+source, val_files = widgets.camvid_source_choice(FCN.PAGE, ["synthetic", "upload"])
 
 image: InputImage | None = None
 truth: np.ndarray | None = None
 if source == "camvid":
     names = [p.name for p, _ in val_files]
-    choice = widgets.stable_choice(st.selectbox, tr("fcn.val_image"), names, "fcn_val_image")
+    choice = widgets.stable_choice(st.selectbox, tr("fcn.val_image"), names, FCN.VAL_IMAGE)
     img_path, lbl_path = val_files[names.index(choice)]
     image = images.load_image_file(str(img_path))
     truth = datasets.load_label(lbl_path)
 elif source == "synthetic":
-    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key="fcn_seed")
+    seed = st.number_input(tr("fcn.synthetic_seed"), 0, 999, key=FCN.SEED)
     rgb, truth = lab.lab_cache("fcn_synthetic", (int(seed),), lambda: fc.synthetic_street(seed=int(seed)))
     st.caption(tr("fcn.synthetic_caption"))
     image = InputImage(name=f"synthetic-{seed}", digest=f"synthetic-street-{seed}", rgb=rgb)
 else:
-    chosen = inputs.image_inputs("fcn", allow_camera=False, allow_samples=True)
+    chosen = inputs.image_inputs(FCN.PAGE, allow_camera=False, allow_samples=True)
     if not chosen:
         st.info(tr("fcn.upload_prompt"))
         st.stop()
-    image = inputs.choose_image(chosen, "fcn_choice")
-    truth = inputs.mask_upload("fcn_mask", tr("fcn.mask_upload"), tr("fcn.mask_upload_help"), CAMVID, image)
+    image = inputs.choose_image(chosen, FCN.CHOICE)
+    truth = inputs.mask_upload(FCN.MASK, tr("fcn.mask_upload"), tr("fcn.mask_upload_help"), CAMVID, image)
     if truth is not None and truth.shape != image.rgb.shape[:2]:
         st.error(tr("fcn.mask_size", mask=f"{truth.shape[1]}x{truth.shape[0]}",
                     image=f"{image.rgb.shape[1]}x{image.rgb.shape[0]}"))
@@ -86,9 +84,9 @@ def arch(name: str) -> str:
 # ---------------------------------------------------------------- side by side, one zoom window
 st.subheader(tr("fcn.side_by_side"))
 c1, c2, c3 = st.columns(3)
-zoom = c1.slider(tr("fcn.zoom"), 1.0, 8.0, 3.0, 0.5, key="fcn_zoom")
-cx = c2.slider(tr("fcn.zoom_x"), 0, 100, 50, key="fcn_zoom_x") / 100
-cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key="fcn_zoom_y") / 100
+zoom = c1.slider(tr("fcn.zoom"), 1.0, 8.0, 3.0, 0.5, key=FCN.ZOOM)
+cx = c2.slider(tr("fcn.zoom_x"), 0, 100, 50, key=FCN.ZOOM_X) / 100
+cy = c3.slider(tr("fcn.zoom_y"), 0, 100, 55, key=FCN.ZOOM_Y) / 100
 window = fc.zoom_window((h, w), cx, cy, zoom)
 st.caption(tr("fcn.zoom_caption", x=window.left, y=window.top, w=window.width, h=window.height))
 
@@ -110,7 +108,7 @@ legend.swatch_legend([(CAMVID.colors[c], legend.class_label("camvid", c), "")
 st.subheader(tr("fcn.disagreement"))
 counts = fc.disagreement_count([labels[n] for n in fc.VARIANTS])
 reference = truth if truth is not None else labels["fcn8s_camvid"]
-band = st.slider(tr("fcn.band"), 1, 16, 4, key="fcn_band")
+band = st.slider(tr("fcn.band"), 1, 16, 4, key=FCN.BAND)
 conc = fc.boundary_concentration([labels[n] for n in fc.VARIANTS], reference, band,
                                  CAMVID.ignore_index if truth is not None else None)
 d1, d2 = st.columns([3, 2])
@@ -139,31 +137,23 @@ for col, name in zip(gcols, fc.VARIANTS):
 
 # ---------------------------------------------------------------- numbers vs the paper
 st.subheader(tr("fcn.scores"))
-rows = []
-for name in fc.VARIANTS:
-    entry = entries[name]
-    # the paper's number first, next to the cards' CamVid val numbers, then this image's
-    row = {tr("fcn.col.variant"): arch(name), tr("fcn.col.paper"): PAPER_TABLE2_MEAN_IU[arch(name)] / 100,
-           tr("fcn.col.val_miou"): entry.metrics.get("miou"), tr("fcn.col.val_bf"): entry.metrics.get("boundary_f1")}
-    if truth is not None:
-        score = score_predictions([labels[name]], [truth], CAMVID)
-        row[tr("fcn.col.image_miou")] = score.miou
-        row[tr("fcn.col.image_bf")] = score.boundary_f1
-    rows.append(row)
 DILATED = "deeplab_slim_camvid"
 has_dilated = DILATED in known
+scored, scored_labels = [entries[n] for n in fc.VARIANTS], dict(labels)
 if has_dilated:
     d_entry = registry.get(DILATED)
     models.get_model(DILATED, settings)
     d_pred = models.predict_cached(image, run_settings, DILATED)
-    row = {tr("fcn.col.variant"): f"{d_entry.architecture} ({tr('fcn.for_comparison')})", tr("fcn.col.paper"): None,
-           tr("fcn.col.val_miou"): d_entry.metrics.get("miou"), tr("fcn.col.val_bf"): d_entry.metrics.get("boundary_f1")}
-    if truth is not None:
-        score = score_predictions([d_pred.labels], [truth], CAMVID)
-        row[tr("fcn.col.image_miou")] = score.miou
-        row[tr("fcn.col.image_bf")] = score.boundary_f1
-    rows.append(row)
-table = pd.DataFrame(rows)
+    scored_labels[DILATED] = d_pred.labels
+    scored.append(d_entry)
+columns = {"paper": "fcn.col.paper", "val_miou": "fcn.col.val_miou", "val_boundary_f1": "fcn.col.val_bf"}
+if truth is not None:
+    columns.update(image_miou="fcn.col.image_miou", image_boundary_f1="fcn.col.image_bf")
+# the paper's number first, next to the cards' CamVid val numbers, then this image's
+table = pd.DataFrame([{tr("fcn.col.variant"): r.architecture if r.name in fc.VARIANTS
+                       else f"{r.architecture} ({tr('fcn.for_comparison')})",
+                       **{tr(label): getattr(r, field) for field, label in columns.items()}}
+                      for r in fc.score_rows(scored, scored_labels, truth)])
 # A static table: its headers wrap, so every column fits the main area at 1280 px.
 st.table(table.style.format({c: "{:.1%}" for c in table.columns[1:]}, na_rep="—").hide(axis="index"))
 if truth is None:

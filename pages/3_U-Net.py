@@ -17,7 +17,7 @@ from segdemo.inference.pipeline import predict
 from segdemo.data.labels import ISBI
 from segdemo.training.recipes import ISBI_VAL_SLICES
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import UNET, tr
 
 MODEL = "unet_isbi2012"
 settings = sidebar.setup_page("page.unet", show_model=False, show_overlay=False)
@@ -28,23 +28,23 @@ try:
     slice_ids = datasets.isbi_slice_ids()
 except datasets.DatasetMissingError:
     slice_ids = []
-st.session_state["unet_seed"] = st.session_state.get("unet_seed", 0)  # kept while the ISBI slice is shown
+st.session_state[UNET.SEED] = st.session_state.get(UNET.SEED, 0)  # kept while the ISBI slice is shown
 SOURCES = (["isbi"] if slice_ids else []) + ["synthetic"]
-if st.session_state.get("unet_source") not in SOURCES:
-    st.session_state["unet_source"] = SOURCES[0]
-source = widgets.stable_choice(st.radio, tr("unet.source"), SOURCES, "unet_source", horizontal=True,
+if st.session_state.get(UNET.SOURCE) not in SOURCES:
+    st.session_state[UNET.SOURCE] = SOURCES[0]
+source = widgets.stable_choice(st.radio, tr("unet.source"), SOURCES, UNET.SOURCE, horizontal=True,
                           format_func=state.options_formatter("unet.source."))
 if not slice_ids:
     st.caption(tr("unet.no_isbi"))
 if source == "isbi":
     default = ISBI_VAL_SLICES[0] if ISBI_VAL_SLICES[0] in slice_ids else slice_ids[0]
     held_out, trained_on = tr("unet.held_out"), tr("unet.trained_on")
-    st.session_state.setdefault("unet_slice", default)
-    idx = widgets.stable_choice(st.selectbox, tr("unet.slice"), slice_ids, "unet_slice",
+    st.session_state.setdefault(UNET.SLICE, default)
+    idx = widgets.stable_choice(st.selectbox, tr("unet.slice"), slice_ids, UNET.SLICE,
                            format_func=lambda i: f"{i} · {held_out if i in ISBI_VAL_SLICES else trained_on}")
     gray, truth = lab.lab_cache("unet_slice", (idx,), lambda: datasets.load_isbi_slice(idx))
 else:
-    seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, key="unet_seed")
+    seed = st.number_input(tr("unet.synthetic_seed"), 0, 999, key=UNET.SEED)
     gray, truth = lab.lab_cache("unet_synth", (int(seed),), lambda: ut.synthetic_membranes(seed=int(seed)))
     st.caption(tr("unet.synthetic_caption"))
 
@@ -82,12 +82,12 @@ with tab_pred:
 with tab_shapes:
     st.markdown(tr("unet.shapes_intro"))
     s1, s2, s3, s4 = st.columns(4)
-    padding = widgets.stable_choice(s1.radio, tr("unet.padding"), ["valid", "same"], "unet_padding",
+    padding = widgets.stable_choice(s1.radio, tr("unet.padding"), ["valid", "same"], UNET.PADDING,
                                format_func=state.options_formatter("unet.padding."))
-    depth = s2.slider(tr("unet.depth"), 1, 5, 4, key="unet_depth")
-    base = s3.selectbox(tr("unet.base"), [64, 32, 16], key="unet_base")
-    st.session_state.setdefault("unet_size", 572)
-    size = int(s4.number_input(tr("unet.input_size"), 1, 4096, key="unet_size"))
+    depth = s2.slider(tr("unet.depth"), 1, 5, 4, key=UNET.DEPTH)
+    base = s3.selectbox(tr("unet.base"), [64, 32, 16], key=UNET.BASE)
+    st.session_state.setdefault(UNET.SIZE, 572)
+    size = int(s4.number_input(tr("unet.input_size"), 1, 4096, key=UNET.SIZE))
     net = ut.meta_unet(int(base), int(depth), padding)
     report = ut.shape_report(net, size, size)
     shown = size
@@ -95,8 +95,8 @@ with tab_shapes:
         fix = report.suggestion[0]
         st.error(tr("unet.size_error", size=size, fix=fix))
         st.caption(tr(report.reason[0], **report.reason[1]) if report.reason else "")
-        st.button(tr("unet.apply_fix", fix=fix), key="unet_apply_fix",
-                  on_click=lambda f=fix: st.session_state.update(unet_size=f))
+        st.button(tr("unet.apply_fix", fix=fix), key=UNET.APPLY_FIX,
+                  on_click=lambda f=fix: st.session_state.update({UNET.SIZE: f}))
         st.markdown(tr("unet.fixed_shapes", size=size, fix=fix))
         shown = fix
     rows = ut.shape_rows(report.shapes)
@@ -114,9 +114,9 @@ with tab_tiles:
     choices = [s for s in ut.valid_out_tiles(tile_net, 60, 400)]
     default_tile = 196 if 196 in choices else choices[len(choices) // 2]
     t1, t2 = st.columns(2)
-    out_tile = t1.select_slider(tr("unet.out_tile"), choices, value=default_tile, key="unet_out_tile")
+    out_tile = t1.select_slider(tr("unet.out_tile"), choices, value=default_tile, key=UNET.OUT_TILE)
     layout = ut.tile_layout(gray, tile_net, int(out_tile))
-    highlight = t2.slider(tr("unet.highlight"), 1, len(layout.tiles), 1, key="unet_highlight") - 1
+    highlight = t2.slider(tr("unet.highlight"), 1, len(layout.tiles), 1, key=UNET.HIGHLIGHT) - 1
     st.caption(tr("unet.tiles_caption", n=len(layout.tiles), inp=layout.in_tile, out=layout.out_tile,
                   margin=layout.margin))
     drawn = ut.draw_tiles(layout, highlight)
@@ -134,10 +134,10 @@ with tab_tiles:
 with tab_elastic:
     intro = st.empty()  # filled after the sliders: the text names their values
     e1, e2, e3 = st.columns(3)
-    sigma = e1.slider(tr("unet.sigma"), 0.0, 30.0, 10.0, 1.0, key="unet_sigma")
-    grid = e2.slider(tr("unet.grid"), 2, 8, 3, key="unet_grid")
+    sigma = e1.slider(tr("unet.sigma"), 0.0, 30.0, 10.0, 1.0, key=UNET.SIGMA)
+    grid = e2.slider(tr("unet.grid"), 2, 8, 3, key=UNET.GRID)
     intro.markdown(tr("unet.elastic_intro", grid=grid, sigma=sigma))
-    seed = e3.number_input(tr("unet.elastic_seed"), 0, 9999, 0, key="unet_elastic_seed")
+    seed = e3.number_input(tr("unet.elastic_seed"), 0, 9999, 0, key=UNET.ELASTIC_SEED)
     demo = ut.elastic_demo(gray, truth, sigma, grid, seed)
     g1, g2, g3 = st.columns(3)
     g1.image(gray, caption=tr("unet.image"), width="stretch")

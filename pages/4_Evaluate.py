@@ -14,16 +14,16 @@ from segdemo.evaluate.examples import annotator_examples, batch_examples
 from segdemo.ui import eval_inputs as ei
 from segdemo.ui import eval_views as ev
 from segdemo.ui import models, sidebar, state
-from segdemo.ui.state import tr
+from segdemo.ui.state import EVAL, tr
 from segdemo.ui.widgets import stable_choice
 
 MODES = ("single", "annotators", "batch")
-st.session_state.setdefault("eval_mode", "single")
-settings = sidebar.setup_page("page.evaluate", show_model=st.session_state["eval_mode"] != "annotators",
+st.session_state.setdefault(EVAL.MODE, "single")
+settings = sidebar.setup_page("page.evaluate", show_model=st.session_state[EVAL.MODE] != "annotators",
                               show_overlay=False)
 top = st.columns([4, 3, 3])  # mode, input and example on one row: the result starts higher on the page
 with top[0]:
-    mode = stable_choice(st.radio, tr("eval.mode"), MODES, "eval_mode", horizontal=True,
+    mode = stable_choice(st.radio, tr("eval.mode"), MODES, EVAL.MODE, horizontal=True,
                         format_func=state.options_formatter("eval.mode."),
                         help="\n\n".join(tr(f"eval.mode.{m}.help") for m in MODES))
 entry = settings.entry
@@ -33,19 +33,19 @@ entry = settings.entry
 
 if mode == "single":
     examples = [s for s in samples.dataset_samples() if s.mask is not None and s.mask.is_file()]
-    picked = ei.source_and_example("eval", [s.name for s in examples], [s.source for s in examples],
+    picked = ei.source_and_example(EVAL.SINGLE, [s.name for s in examples], [s.source for s in examples],
                                    entry.label_set_key, (top[1], top[2]))
     if picked is not None:
         sample = examples[picked]
         image_in, mask_in = (sample.path.name, sample.path.read_bytes()), (sample.mask.name, sample.mask.read_bytes())
     else:
         c1, c2 = st.columns(2)
-        image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key="eval_image"))
-        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(UPLOAD_TYPES), key="eval_mask",
+        image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image"), type=list(UPLOAD_TYPES), key=EVAL.IMAGE))
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_mask"), type=list(UPLOAD_TYPES), key=EVAL.MASK,
                                                 help=tr("eval.upload_mask_help")))
 elif mode == "annotators":
     examples = annotator_examples()
-    picked = ei.source_and_example("eval_ann", [e.name for e in examples], [e.label_set_key for e in examples],
+    picked = ei.source_and_example(EVAL.ANNOTATORS, [e.name for e in examples], [e.label_set_key for e in examples],
                                    columns=(top[1], top[2]))
     if picked is not None:
         ex = examples[picked]
@@ -54,13 +54,13 @@ elif mode == "annotators":
     else:
         c1, c2, c3 = st.columns(3)
         image_in = ei.read_upload(c1.file_uploader(tr("eval.upload_image_optional"), type=list(UPLOAD_TYPES),
-                                                 key="eval_ann_image"))
-        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(UPLOAD_TYPES), key="eval_ann_a"))
+                                                 key=EVAL.ANN_IMAGE))
+        mask_in = ei.read_upload(c2.file_uploader(tr("eval.upload_first"), type=list(UPLOAD_TYPES), key=EVAL.ANN_A))
         second_in = ei.read_upload(c3.file_uploader(tr("eval.upload_second"), type=list(UPLOAD_TYPES),
-                                                  key="eval_ann_b"))
+                                                  key=EVAL.ANN_B))
 else:
     examples = batch_examples()
-    picked = ei.source_and_example("eval_batch", [e.name for e in examples], [e.label_set_key for e in examples],
+    picked = ei.source_and_example(EVAL.BATCH, [e.name for e in examples], [e.label_set_key for e in examples],
                                    entry.label_set_key, (top[1], top[2]))
     files: dict[str, object] = {}
     if picked is not None:
@@ -68,9 +68,9 @@ else:
     else:
         c1, c2 = st.columns(2)
         uploads = c1.file_uploader(tr("eval.upload_batch"), type=["zip", *UPLOAD_TYPES],
-                                   accept_multiple_files=True, key="eval_batch_files", help=tr("eval.upload_batch_help"))
+                                   accept_multiple_files=True, key=EVAL.BATCH_FILES, help=tr("eval.upload_batch_help"))
         folder = c2.file_uploader(tr("eval.upload_folder"), type=list(UPLOAD_TYPES),
-                                  accept_multiple_files="directory", key="eval_batch_folder",
+                                  accept_multiple_files="directory", key=EVAL.BATCH_FOLDER,
                                   help=tr("eval.upload_batch_help"))
         for up in [*(uploads or []), *(folder or [])]:
             if up.name in files:
@@ -97,7 +97,7 @@ guess = ei.guess_truth_labels(mode, mask_in, entry.label_set_key if mode != "ann
 
 with st.expander(tr("eval.settings"), expanded=False):
     gt_set = ei.truth_label_set_select(entry.label_set_key if mode != "annotators" else st.session_state.get(
-        "eval_gt_labels", "voc"))
+        EVAL.GT_LABELS, "voc"))
     policy, ignore = ei.policy_controls(gt_set)
 if ignore is not None and 0 <= ignore < gt_set.num_classes:
     st.warning(tr("eval.ignore_is_class", ignore=ignore, labels=tr(f"labelset.{gt_set.key}"),
@@ -143,7 +143,7 @@ if mode in ("single", "annotators"):
     except EvaluationError as exc:
         st.error(ei.describe(exc))
         st.stop()
-    ev.result_views(result, None if image is None else image.rgb, gt_set, "eval_one", other, second_title)
+    ev.result_views(result, None if image is None else image.rgb, gt_set, EVAL.ONE, other, second_title)
     report = BatchResult.from_pair(result)
     ei.downloads(report, Path(result.name).stem, meta)
     st.stop()
@@ -159,17 +159,17 @@ if plan.duplicates:
     st.warning(tr("eval.batch.duplicates", names=short_list(plan.duplicates)))
 if plan.masks_without_image:
     st.warning(tr("eval.batch.masks_without_image", names=short_list(plan.masks_without_image)))
-st.session_state.setdefault("eval_batch_boundary", False)
-boundary = st.checkbox(tr("eval.batch.boundary"), key="eval_batch_boundary", help=tr("eval.batch.boundary_help"))
+st.session_state.setdefault(EVAL.BATCH_BOUNDARY, False)
+boundary = st.checkbox(tr("eval.batch.boundary"), key=EVAL.BATCH_BOUNDARY, help=tr("eval.batch.boundary_help"))
 signature = (tuple(sorted(files)), settings.model_name, settings.inference_size, settings.device, settings.half,
              gt_set.key, ignore, policy, None if mapping is None else mapping.pred_to_gt, boundary)
 
 if st.button(tr("eval.batch.run"), type="primary", disabled=not (plan.pairs or plan.images_without_mask)):
     accumulator = BatchAccumulator(gt_set, ignore, policy, mapping, boundary=boundary)
     batch = ei.run_model_batch(files, plan, settings, gt_set, ignore, accumulator)
-    st.session_state["eval_batch_result"] = (signature, batch)
+    st.session_state[EVAL.BATCH_RESULT] = (signature, batch)
 
-stored = st.session_state.get("eval_batch_result")
+stored = st.session_state.get(EVAL.BATCH_RESULT)
 if stored is None:
     st.stop()
 if stored[0] != signature:
@@ -182,5 +182,5 @@ noted = batch.warnings()
 if noted:
     with st.expander(tr("eval.batch.notices", n=len(noted))):
         st.markdown("\n".join("- " + ei.describe(n) for notices in noted.values() for n in notices))
-ev.batch_views(batch, gt_set, "eval_batch", other)
+ev.batch_views(batch, gt_set, EVAL.BATCH, other)
 ei.downloads(batch, "segdemo_eval", {**meta, "pairs": len(plan.pairs)})

@@ -8,7 +8,7 @@ from segdemo.labs import drawing, model_inputs
 from segdemo.labs import receptive_field as rf
 from segdemo.labs import rf_measure as rfm
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import RF, tr
 
 settings = sidebar.setup_page("page.receptive_field", show_overlay=False)
 tab_stack, tab_dilated, tab_image = st.tabs(
@@ -27,13 +27,13 @@ with tab_stack:
               r"(k_{\mathrm{eff}}-1)\,j_{\mathrm{in}} \qquad j_{\mathrm{out}} = j_{\mathrm{in}}\,s"
               r"\qquad (r_0 = 1,\; j_0 = 1)")
     st.caption(tr("labs.rf.symbols"))
-    st.session_state.setdefault("rf_preset", "context_module")
-    preset = widgets.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), "rf_preset",
+    st.session_state.setdefault(RF.PRESET, "context_module")
+    preset = widgets.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), RF.PRESET,
                               format_func=state.options_formatter("labs.rf.preset."))
     st.caption(tr(f"labs.rf.preset_note.{preset}"))
     edited = st.data_editor(
         pd.DataFrame(rf.layers_to_rows(rf.PRESETS[preset])),
-        key=f"rf_editor_{preset}", num_rows="dynamic", hide_index=True, height=260,
+        key=RF.editor(preset), num_rows="dynamic", hide_index=True, height=260,
         column_config={
             "layer": st.column_config.TextColumn(tr("labs.rf.col.layer")),
             "kernel": st.column_config.NumberColumn(tr("labs.rf.col.kernel"), min_value=1,
@@ -75,7 +75,7 @@ with tab_stack:
             (st.success if agree else st.error)(
                 lab.check_mark(agree) + " " + tr("labs.rf.agree" if agree else "labs.rf.disagree",
                                                  r=r_theory, h=h, w=w))
-            show_paths = st.toggle(tr("labs.rf.show_paths"), key="rf_show_paths",
+            show_paths = st.toggle(tr("labs.rf.show_paths"), key=RF.SHOW_PATHS,
                                    help=tr("labs.rf.show_paths_help"))
             grid = drawing.rf_grid_image(exact.gradient, exact.margin, show_paths=show_paths)
             st.image(grid, caption=tr("labs.rf.grid_caption", size=exact.gradient.shape[0],
@@ -88,12 +88,12 @@ with tab_stack:
 with tab_dilated:
     st.markdown(tr("labs.rf.dilated_intro"))
     c1, c2, c3, c4, c5 = st.columns(5)
-    c_in = c1.number_input(tr("labs.rf.c_in"), 1, 1024, 64, key="rf_c_in")
-    c_out = c2.number_input(tr("labs.rf.c_out"), 1, 1024, 64, key="rf_c_out")
-    kernel = c3.selectbox(tr("labs.rf.kernel"), [3, 5, 7], key="rf_kernel")
-    dilation = c4.slider(tr("labs.rf.dilation"), 1, 16, 2, key="rf_dilation")
-    size = c5.select_slider(tr("labs.rf.map_size"), [16, 32, 64, 96, 128], value=64, key="rf_map")
-    bias = st.checkbox(tr("labs.rf.bias"), value=True, key="rf_bias")
+    c_in = c1.number_input(tr("labs.rf.c_in"), 1, 1024, 64, key=RF.C_IN)
+    c_out = c2.number_input(tr("labs.rf.c_out"), 1, 1024, 64, key=RF.C_OUT)
+    kernel = c3.selectbox(tr("labs.rf.kernel"), [3, 5, 7], key=RF.KERNEL)
+    dilation = c4.slider(tr("labs.rf.dilation"), 1, 16, 2, key=RF.DILATION)
+    size = c5.select_slider(tr("labs.rf.map_size"), [16, 32, 64, 96, 128], value=64, key=RF.MAP)
+    bias = st.checkbox(tr("labs.rf.bias"), value=True, key=RF.BIAS)
     costs = rfm.dilated_vs_standard(int(c_in), int(c_out), int(kernel), int(dilation), int(size), bias)
     st.dataframe(pd.DataFrame([{
         tr("labs.rf.col.conv"): tr(f"labs.rf.conv.{c.label}"),
@@ -120,12 +120,12 @@ with tab_dilated:
 # ---------------------------------------------------------------- 3. real image, real model
 def real_image_section(images: list, entry) -> None:
     """Click a pixel; theoretical and effective receptive fields; ASPP taps."""
-    image = inputs.choose_image(images, "rf_current")
+    image = inputs.choose_image(images, RF.CURRENT)
     model = lab.lab_model(settings, entry)
     net = getattr(model, "net", model)
     device = settings.device
     lab_size = st.select_slider(tr("labs.rf.lab_size"), [128, 192, 256, 320, 384], value=256,
-                                key="rf_lab_size", help=tr("labs.rf.lab_size_help"))
+                                key=RF.LAB_SIZE, help=tr("labs.rf.lab_size_help"))
     x, small = model_inputs.network_view(image.rgb, entry, lab_size, device)
     h, w = small.shape[:2]
 
@@ -140,12 +140,12 @@ def real_image_section(images: list, entry) -> None:
     display = drawing.scale_nearest(small, display_scale) if display_scale > 1 else small
     with left:
         st.caption(tr("labs.rf.click_hint", model=entry.display_name))
-        yx = lab.clicked_pixel(display, (h, w), f"rf_click_{image.digest}_{lab_size}")
+        yx = lab.clicked_pixel(display, (h, w), RF.click(image.digest, lab_size))
     predicted = int(labels[rfm.output_position(yx, tuple(x.shape[-2:]), labels.shape)])
     options = list(range(label_set.num_classes))
     names = [legend.class_label(label_set.key, c) for c in options]
     names[predicted] += " ← " + tr("labs.rf.predicted")
-    cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=f"rf_class_{image.digest}_{yx}",
+    cls = st.selectbox(tr("labs.rf.class"), options, index=predicted, key=RF.class_choice(image.digest, yx),
                        format_func=names.__getitem__)
 
     def compute():
@@ -209,4 +209,4 @@ def real_image_section(images: list, entry) -> None:
 
 with tab_image:
     st.markdown(tr("labs.rf.image_intro"))
-    lab.model_on_images("rf", settings, real_image_section)
+    lab.model_on_images(RF.PAGE, settings, real_image_section)

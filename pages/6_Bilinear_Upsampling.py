@@ -11,7 +11,7 @@ from segdemo.labs import drawing, figures, model_inputs
 from segdemo.labs import interpolation as ip
 from segdemo.labs import upsampling as up
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import BI, tr
 
 settings = sidebar.setup_page("page.bilinear", show_overlay=False)
 MAX_LAB_SIDE = 640
@@ -32,16 +32,16 @@ def fmt(v: float) -> str:
 with tab_1d:
     st.markdown(tr("labs.bi.1d_intro"))
     lab.latex(r"P = \beta\,A + \alpha\,B, \qquad \alpha = x - x_0,\; \beta = 1 - \alpha")
-    text = st.text_input(tr("labs.bi.values"), "2, 8, 4, 10", key="bi_1d_values",
+    text = st.text_input(tr("labs.bi.values"), "2, 8, 4, 10", key=BI.VALUES_1D,
                          help=tr("labs.bi.values_help"))
     signal = ip.parse_signal(text)
     if signal is None:
         st.error(tr("labs.bi.values_error"))
         signal = np.array(ip.DEFAULT_SIGNAL)
     c1, c2, c3 = st.columns(3)
-    out_len = c1.slider(tr("labs.bi.out_len"), 2, 24, 7, key="bi_1d_out")
-    align_1d = c2.radio("align_corners", [False, True], key="bi_1d_align", horizontal=True)
-    dst = c3.slider(tr("labs.bi.out_index"), 0, out_len - 1, min(2, out_len - 1), key="bi_1d_dst")
+    out_len = c1.slider(tr("labs.bi.out_len"), 2, 24, 7, key=BI.OUT_1D)
+    align_1d = c2.radio("align_corners", [False, True], key=BI.ALIGN_1D, horizontal=True)
+    dst = c3.slider(tr("labs.bi.out_index"), 0, out_len - 1, min(2, out_len - 1), key=BI.DST_1D)
     step = ip.linear_at(signal, out_len, dst, align_1d)
     reference = ip.torch_linear(signal, out_len, align_1d)
     if align_1d:
@@ -88,16 +88,16 @@ with tab_2d:
     lab.latex(r"P = q\,(\beta A + \alpha B) + p\,(\beta D + \alpha C)")
     st.caption(tr("labs.bi.layout"))
     edited = st.data_editor(pd.DataFrame(ip.DEFAULT_GRID, columns=[f"x={i}" for i in range(4)]),
-                            key="bi_grid", hide_index=False)
+                            key=BI.GRID, hide_index=False)
     grid, all_numbers = ip.finite_grid(edited.to_numpy(dtype=float, na_value=float("nan")))
     if not all_numbers:
         st.error(tr("labs.bi.grid_error"))
-    how = widgets.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], "bi_pick", horizontal=True,
+    how = widgets.stable_choice(st.radio, tr("labs.bi.pick"), ["resize", "point"], BI.PICK, horizontal=True,
                          format_func=state.options_formatter("labs.bi.pick."))
     if how == "point":
         c1, c2 = st.columns(2)
-        py = c1.slider("y", 0.0, float(grid.shape[0] - 1), 1.3, 0.05, key="bi_py")
-        px = c2.slider("x", 0.0, float(grid.shape[1] - 1), 0.4, 0.05, key="bi_px")
+        py = c1.slider("y", 0.0, float(grid.shape[0] - 1), 1.3, 0.05, key=BI.PY)
+        px = c2.slider("x", 0.0, float(grid.shape[1] - 1), 0.4, 0.05, key=BI.PX)
         step = ip.bilinear_at_point(grid, py, px)
         reference = ip.torch_grid_sample_point(grid, py, px)
         left, right = st.columns([2, 3])
@@ -108,17 +108,17 @@ with tab_2d:
             st.markdown(f"{lab.check_mark(ok)} " + tr("labs.bi.grid_sample_equal", value=fmt(reference)))
     else:
         c1, c2, c3, c4 = st.columns(4)
-        out_h = c1.slider(tr("labs.bi.out_h"), 2, 12, 7, key="bi_out_h")
-        out_w = c2.slider(tr("labs.bi.out_w"), 2, 12, 7, key="bi_out_w")
-        oy = c3.slider(tr("labs.bi.out_row"), 0, out_h - 1, min(3, out_h - 1), key="bi_oy")
-        ox = c4.slider(tr("labs.bi.out_col"), 0, out_w - 1, min(1, out_w - 1), key="bi_ox")
+        out_h = c1.slider(tr("labs.bi.out_h"), 2, 12, 7, key=BI.OUT_H)
+        out_w = c2.slider(tr("labs.bi.out_w"), 2, 12, 7, key=BI.OUT_W)
+        oy = c3.slider(tr("labs.bi.out_row"), 0, out_h - 1, min(3, out_h - 1), key=BI.OY)
+        ox = c4.slider(tr("labs.bi.out_col"), 0, out_w - 1, min(1, out_w - 1), key=BI.OX)
         cols = st.columns(2)
         for col, align in zip(cols, (False, True)):
             with col:
                 step = ip.bilinear_at(grid, (out_h, out_w), (oy, ox), align)
                 reference = ip.torch_bilinear(grid, (out_h, out_w), align)
                 st.plotly_chart(figures.bilinear_grid_figure(grid, step, mode_label(align)), width="stretch",
-                                key=f"bi_fig_{align}")
+                                key=BI.figure(align))
                 st.caption(tr("labs.bi.source_coords", y=fmt(step.y.src), x=fmt(step.x.src),
                               y0=step.y.i0, x0=step.x.i0))
                 formula_block(step)
@@ -135,14 +135,14 @@ with tab_corners:
     lab.latex(r"\texttt{align\_corners=True}:\; x = x_{out}\,\frac{n_{in}-1}{n_{out}-1}\qquad"
               r"\texttt{align\_corners=False}:\; x = (x_{out}+0.5)\,\frac{n_{in}}{n_{out}} - 0.5")
     c1, c2 = st.columns(2)
-    n_in = c1.slider(tr("labs.bi.n_in"), 2, 8, 3, key="bi_n_in")
-    n_out = c2.slider(tr("labs.bi.n_out"), 2, 16, 6, key="bi_n_out")
+    n_in = c1.slider(tr("labs.bi.n_in"), 2, 8, 3, key=BI.N_IN)
+    n_out = c2.slider(tr("labs.bi.n_out"), 2, 16, 6, key=BI.N_OUT)
     cols = st.columns(2)
     for col, align in zip(cols, (False, True)):
         fig = figures.pixel_grid_figure(n_in, n_out, align, mode_label(align), {
             "input": tr("labs.bi.input_centres"), "output": tr("labs.bi.output_centres"),
             "axis": tr("labs.bi.input_coordinate")})
-        col.plotly_chart(fig, width="stretch", key=f"bi_corners_{align}")
+        col.plotly_chart(fig, width="stretch", key=BI.corners(align))
         col.caption(tr("labs.bi.corners_true" if align else "labs.bi.corners_false"))
     table = pd.DataFrame({
         "x_out": range(n_out),
@@ -157,7 +157,7 @@ with tab_corners:
 # ---------------------------------------------------------------- a real model's scores
 def model_section(chosen: list, entry) -> None:
     """A real model's coarse scores upsampled by every method; argmax of each."""
-    image = inputs.choose_image(chosen, "bi_current")
+    image = inputs.choose_image(chosen, BI.CURRENT)
     model = lab.lab_model(settings, entry)
     # The sidebar's inference size (the scores the Segment page upsamples), capped: six
     # full-resolution C x H x W results of a large photo would not fit in memory.
@@ -183,7 +183,7 @@ def model_section(chosen: list, entry) -> None:
     results = up.upsample_scores(coarse, factor, model_inputs.grey_guide(rgb))
     label_set = entry.label_set
     reference = results["bilinear"].labels
-    opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key="bi_opacity")
+    opacity = st.slider(tr("sidebar.opacity"), 0.0, 1.0, 0.6, 0.05, key=BI.OPACITY)
     cols = st.columns(3)
     for i, (method, res) in enumerate(results.items()):
         labels_u8 = res.labels.astype(np.uint8)
@@ -209,13 +209,13 @@ def model_section(chosen: list, entry) -> None:
 
 with tab_model:
     st.markdown(tr("labs.bi.model_intro"))
-    lab.model_on_images("bi", settings, model_section)
+    lab.model_on_images(BI.PAGE, settings, model_section)
 
 # ---------------------------------------------------------------- checkerboard
 with tab_checker:
     st.markdown(tr("labs.bi.checker_intro"))
     # The key carries the language: a radio whose labels change keeps no visible selection.
-    weights_kind = widgets.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], "bi_checker_weights",
+    weights_kind = widgets.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], BI.CHECKER_WEIGHTS,
                                     horizontal=True, format_func=state.options_formatter("labs.bi.weights."))
     patterns = {
         "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
@@ -227,7 +227,7 @@ with tab_checker:
         inner = up.interior(pattern, 3) if name != "resize_conv" else pattern
         uniform = up.is_uniform(inner)
         col.plotly_chart(figures.value_heatmap(pattern, tr(f"labs.bi.pattern.{name}"), annotate=pattern.shape[0] <= 14),
-                         width="stretch", key=f"bi_checker_{name}")
+                         width="stretch", key=BI.checker(name))
         col.markdown(f"{lab.check_mark(uniform)} " + tr("labs.bi.uniform" if uniform else "labs.bi.not_uniform",
                                                         lo=fmt(float(inner.min())), hi=fmt(float(inner.max()))))
     st.caption(tr("labs.bi.checker_note"))

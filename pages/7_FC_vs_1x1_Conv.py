@@ -14,7 +14,7 @@ from segdemo.labs.model_inputs import image_tensor
 from segdemo.models.builders import count_params
 from segdemo.inference.pipeline import network_input_size
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import FC, tr
 from segdemo.ui import inputs, legend, sidebar, widgets
 
 settings = sidebar.setup_page("page.fc_conv", show_model=False, show_overlay=False)
@@ -38,9 +38,9 @@ def fcn_model():  # (FCN-32s, random weights?) or None
 
 def pick_image() -> InputImage | None:
     """The user's image (upload or sample), else a CamVid street frame, else the first shipped sample."""
-    chosen = inputs.image_inputs("fc", allow_camera=False)
+    chosen = inputs.image_inputs(FC.PAGE, allow_camera=False)
     if chosen:
-        return inputs.choose_image(chosen, "fc_current")
+        return inputs.choose_image(chosen, FC.CURRENT)
     street = fc_conv.street_images(1)
     gallery = [(f"CamVid {p.stem}", p) for p in street] + [(s.name, s.path) for s in samples.shipped_samples()]
     if not gallery:
@@ -104,12 +104,12 @@ with tab_fcn:
 
         st.subheader(tr("labs.fc.fcn_larger_title"))
         c1, c2 = st.columns(2)
-        short = c1.select_slider(tr("labs.fc.fcn_short_side"), [180, 240, 360, 480], value=240, key="fc_fcn_size")
-        st.session_state.setdefault("fc_fcn_cls", fc_conv.CAMVID_DEFAULT_CLASS)
+        short = c1.select_slider(tr("labs.fc.fcn_short_side"), [180, 240, 360, 480], value=240, key=FC.FCN_SIZE)
+        st.session_state.setdefault(FC.FCN_CLASS, fc_conv.CAMVID_DEFAULT_CLASS)
         class_names = [legend.class_label("camvid", i) for i in range(net.num_classes)]
         with c2:
             cls_f = widgets.stable_choice(st.selectbox, tr("labs.fc.fcn_class"), list(range(net.num_classes)),
-                                     key="fc_fcn_cls", format_func=class_names.__getitem__)
+                                     key=FC.FCN_CLASS, format_func=class_names.__getitem__)
         shape = network_input_size(rgb.shape[:2], short)
         big = lab.lab_cache("fc_fcn_map", (digest, shape),
                                 lambda: fc_conv.fcn_head_check(net, image_tensor(rgb, shape, mean, std)))
@@ -153,11 +153,11 @@ with tab_vgg:
     (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff", diff=eq.max_abs_diff,
                                                                    tol=TOLERANCE))
     st.subheader(tr("labs.fc.larger_title"))
-    size = st.slider(tr("labs.fc.input_size"), 40, 256, 96, 8, key="fc_vgg_size")
+    size = st.slider(tr("labs.fc.input_size"), 40, 256, 96, 8, key=FC.VGG_SIZE)
     big, (iy, ix), diff = views.vgg_window_check(model, rgb, size)
     st.warning("✗ " + tr("labs.fc.fc_fails", size=size, error=big.fc_error or "—"))
     h, w = big.conv_scores.shape[-2:]
-    cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key="fc_vgg_class")
+    cls = st.slider(tr("labs.fc.class_map"), 0, model.classifier.out_features - 1, 0, key=FC.VGG_CLASS)
     left, right = st.columns(2)
     left.plotly_chart(figures.value_heatmap(big.conv_scores[0, cls].numpy(), tr("labs.fc.map_title", h=h, w=w, cls=cls),
                                             annotate=False, colorbar=True),
@@ -188,16 +188,16 @@ with tab_resnet:
     }), hide_index=True)
     (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.max_diff_1000", diff=top5.max_abs_diff,
                                                                    tol=TOLERANCE))
-    size_r = st.select_slider(tr("labs.fc.input_size"), [224, 320, 448, 640], value=448, key="fc_resnet_size")
+    size_r = st.select_slider(tr("labs.fc.input_size"), [224, 320, 448, 640], value=448, key=FC.RESNET_SIZE)
     shape = views.resnet_input_shape(rgb.shape[:2], size_r)
     smap = lab.lab_cache("fc_resnet", (real_weights, digest, shape), lambda: views.resnet_score_map(resnet, rgb, shape))
     best = int(smap.mean(dim=(1, 2)).argmax())
     names = categories
-    if st.session_state.get("fc_resnet_cls_image") != (digest, real_weights):  # a new image: its best class
-        widgets.set_choice("fc_resnet_cls", best)
-        st.session_state["fc_resnet_cls_image"] = (digest, real_weights)
+    if st.session_state.get(FC.RESNET_CLASS_IMAGE) != (digest, real_weights):  # a new image: its best class
+        widgets.set_choice(FC.RESNET_CLASS, best)
+        st.session_state[FC.RESNET_CLASS_IMAGE] = (digest, real_weights)
     # stable_choice: the option texts are language-dependent ("output 238 (untrained)")
-    cls_r = widgets.stable_choice(st.selectbox, tr("labs.fc.category"), list(range(len(names))), "fc_resnet_cls",
+    cls_r = widgets.stable_choice(st.selectbox, tr("labs.fc.category"), list(range(len(names))), FC.RESNET_CLASS,
                                   format_func=names.__getitem__)
     probs, heat = views.normalised_heat(smap, cls_r, shape)
     left, right = st.columns(2)
@@ -214,11 +214,11 @@ with tab_1x1:
     lab.latex(r"y_{ij} = W\,x_{ij} + b,\qquad W \in \mathbb{R}^{M\times N},\; x_{ij}\in\mathbb{R}^{N},\;"
               r"y_{ij}\in\mathbb{R}^{M}\qquad \#\text{params} = N\cdot M + M")
     c1, c2, c3, c4, c5 = st.columns(5)
-    n_in = int(c1.number_input("N", 1, 2048, 64, key="fc_pw_n", help=tr("labs.fc.pw_n")))
-    m_out = int(c2.number_input("M", 1, 2048, 21, key="fc_pw_m", help=tr("labs.fc.pw_m")))
-    ph = int(c3.number_input("H", 1, 64, 8, key="fc_pw_h"))
-    pw = int(c4.number_input("W", 1, 64, 8, key="fc_pw_w"))
-    bias = c5.checkbox(tr("labs.rf.bias"), value=True, key="fc_pw_bias")
+    n_in = int(c1.number_input("N", 1, 2048, 64, key=FC.PW_N, help=tr("labs.fc.pw_n")))
+    m_out = int(c2.number_input("M", 1, 2048, 21, key=FC.PW_M, help=tr("labs.fc.pw_m")))
+    ph = int(c3.number_input("H", 1, 64, 8, key=FC.PW_H))
+    pw = int(c4.number_input("W", 1, 64, 8, key=FC.PW_W))
+    bias = c5.checkbox(tr("labs.rf.bias"), value=True, key=FC.PW_BIAS)
     check = fc_conv.pointwise_as_matmul(n_in, m_out, ph, pw, bias=bias)
     m1, m2, m3 = st.columns(3)
     m1.metric(tr("labs.fc.pw_params"), f"{check.params:,}")
@@ -229,8 +229,8 @@ with tab_1x1:
     (st.success if ok else st.error)(f"{lab.check_mark(ok)} " + tr("labs.fc.pw_summary", h=ph, w=pw, n=n_in,
                                                                    m=m_out))
     c1, c2 = st.columns(2)
-    iy = c1.slider(tr("labs.fc.pw_row"), 0, ph - 1, 0, key="fc_pw_iy") if ph > 1 else 0
-    ix = c2.slider(tr("labs.fc.pw_col"), 0, pw - 1, 0, key="fc_pw_ix") if pw > 1 else 0
+    iy = c1.slider(tr("labs.fc.pw_row"), 0, ph - 1, 0, key=FC.PW_IY) if ph > 1 else 0
+    ix = c2.slider(tr("labs.fc.pw_col"), 0, pw - 1, 0, key=FC.PW_IX) if pw > 1 else 0
     shown = min(m_out, 8)
     st.dataframe(pd.DataFrame({
         "m": list(range(shown)),

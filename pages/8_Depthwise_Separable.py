@@ -9,7 +9,7 @@ from segdemo.ui import errors, sidebar
 from segdemo.inference import devices
 from segdemo.labs import separable as sep
 from segdemo.ui import labs as lab
-from segdemo.ui.state import tr
+from segdemo.ui.state import SEP, tr
 
 settings = sidebar.setup_page("page.separable", show_model=False, show_overlay=False)
 st.markdown(tr("labs.sep.intro"))
@@ -20,14 +20,14 @@ lab.latex(r"\underbrace{H\cdot W\cdot C\cdot n}_{\text{%(standard)s}}\qquad\text
 st.caption(tr("labs.sep.symbols"))
 
 c1, c2, c3, c4 = st.columns(4)
-kh = c1.selectbox(tr("labs.sep.kernel_h"), [1, 3, 5, 7], index=1, key="sep_kh")
-kw = c2.selectbox(tr("labs.sep.kernel_w"), [1, 3, 5, 7], index=1, key="sep_kw")
-c = int(c3.number_input(tr("labs.sep.channels"), 1, 2048, 256, key="sep_c"))
-n = int(c4.number_input(tr("labs.sep.filters"), 1, 2048, 256, key="sep_n"))
+kh = c1.selectbox(tr("labs.sep.kernel_h"), [1, 3, 5, 7], index=1, key=SEP.KH)
+kw = c2.selectbox(tr("labs.sep.kernel_w"), [1, 3, 5, 7], index=1, key=SEP.KW)
+c = int(c3.number_input(tr("labs.sep.channels"), 1, 2048, 256, key=SEP.C))
+n = int(c4.number_input(tr("labs.sep.filters"), 1, 2048, 256, key=SEP.N))
 c5, c6, c7 = st.columns(3)
-size = c5.select_slider(tr("labs.sep.map"), [8, 16, 32, 64, 128], value=32, key="sep_map")
-bias = c6.checkbox(tr("labs.sep.bias"), value=False, key="sep_bias")
-measure = c7.toggle(tr("labs.sep.measure"), value=True, key="sep_measure", help=tr("labs.sep.measure_help"))
+size = c5.select_slider(tr("labs.sep.map"), [8, 16, 32, 64, 128], value=32, key=SEP.MAP)
+bias = c6.checkbox(tr("labs.sep.bias"), value=False, key=SEP.BIAS)
+measure = c7.toggle(tr("labs.sep.measure"), value=True, key=SEP.MEASURE, help=tr("labs.sep.measure_help"))
 
 try:
     report = sep.separable_report(int(kh), int(kw), c, n, int(size), int(size), bias=bias,

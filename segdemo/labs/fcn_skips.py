@@ -186,6 +186,46 @@ def score_grid_image(rgb: np.ndarray, coarse_labels: np.ndarray, stride: int, ne
 # ------------------------------------------------------------------ scores vs truth
 
 
+@dataclass(frozen=True)
+class ScoreRow:
+    """One model's row of the page's score table; fractions 0..1, None where there is no number."""
+
+    name: str  # registry name
+    architecture: str
+    paper: float | None  # the FCN paper's Table 2 mean IU (None for a model not in it)
+    val_miou: float | None  # the model card's CamVid val numbers
+    val_boundary_f1: float | None
+    image_miou: float | None  # this image against its truth (None without truth)
+    image_boundary_f1: float | None
+
+
+def score_rows(entries: list["ModelEntry"], labels: dict[str, np.ndarray], truth: np.ndarray | None,
+               label_set: LabelSet = CAMVID) -> list[ScoreRow]:
+    """The paper's number, the card's val numbers and this image's scores of each model in ``entries``.
+
+    ``labels``: each model's label map by registry name. The image's scores come from the one
+    scoring path (:func:`segdemo.evaluate.scoring.score_predictions`); NaN (no boundary in the
+    image) reads as no number.
+    """
+    from segdemo.evaluate.scoring import score_predictions
+    from segdemo.models.fcn import PAPER_TABLE2_MEAN_IU
+
+    def number(value: float | None) -> float | None:
+        return None if value is None or not np.isfinite(value) else float(value)
+
+    rows = []
+    for entry in entries:
+        image_miou = image_bf = None
+        if truth is not None:
+            score = score_predictions([labels[entry.name]], [truth], label_set)
+            image_miou, image_bf = number(score.miou), number(score.boundary_f1)
+        paper = PAPER_TABLE2_MEAN_IU.get(entry.architecture) if entry.name in VARIANTS else None
+        rows.append(ScoreRow(entry.name, entry.architecture, None if paper is None else paper / 100,
+                             number(entry.metrics.get("miou")), number(entry.metrics.get("boundary_f1")),
+                             image_miou, image_bf))
+    return rows
+
+
 # ------------------------------------------------------------------ project-made sample
 
 

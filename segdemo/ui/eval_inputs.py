@@ -26,7 +26,7 @@ from segdemo.ui import state
 from segdemo.ui.inputs import decode_cached
 from segdemo.ui.models import get_model, weights_identity
 from segdemo.ui.sidebar import Settings
-from segdemo.ui.state import options_formatter, tr
+from segdemo.ui.state import EVAL, options_formatter, tr
 from segdemo.ui.widgets import set_choice, stable_choice
 
 
@@ -137,9 +137,6 @@ def run_model_batch(files: dict[str, bytes | Path], plan: PairPlan, settings: Se
 
 # ---------------------------------------------------------------- the truth's label set, read from the mask
 
-GUESSED_FOR = "eval_gt_guessed_for"  # (mode, mask digest) whose guess last set the truth's label set
-
-
 def guess_truth_labels(mode: str, named: tuple[str, bytes] | None, model_key: str | None) -> LabelGuess | None:
     """Read the truth's label set from the mask; a new mask makes it the truth's label set.
 
@@ -151,8 +148,8 @@ def guess_truth_labels(mode: str, named: tuple[str, bytes] | None, model_key: st
     digest = digest_bytes(named[1])
     guess = state.session_cache("label_guesses", (digest, model_key),
                                 lambda: guess_label_set(named[1], named[0], model_key), state.MAX_DECODED_IMAGES)
-    if st.session_state.get(GUESSED_FOR) != (mode, digest):
-        st.session_state[GUESSED_FOR] = (mode, digest)
+    if st.session_state.get(EVAL.GUESSED_FOR) != (mode, digest):
+        st.session_state[EVAL.GUESSED_FOR] = (mode, digest)
         set_truth_labels(guess.key)
     return guess
 
@@ -202,16 +199,16 @@ def _label_set_key(value: object, default: str = "voc") -> str:
 
 
 def _reset_ignore() -> None:
-    key = _label_set_key(st.session_state.get("eval_gt_labels"))
-    if st.session_state.get("eval_gt_labels") != key:  # only from the on_change callback
-        st.session_state["eval_gt_labels"] = key
+    key = _label_set_key(st.session_state.get(EVAL.GT_LABELS))
+    if st.session_state.get(EVAL.GT_LABELS) != key:  # only from the on_change callback
+        st.session_state[EVAL.GT_LABELS] = key
     gt = LABEL_SETS[key]
-    st.session_state["eval_ignore"] = -1 if gt.ignore_index is None else gt.ignore_index
+    st.session_state[EVAL.IGNORE] = -1 if gt.ignore_index is None else gt.ignore_index
 
 
 def set_truth_labels(key: str) -> None:
     """Make ``key`` the truth's label set (with its own ignore label)."""
-    set_choice("eval_gt_labels", key)
+    set_choice(EVAL.GT_LABELS, key)
     _reset_ignore()
 
 
@@ -227,13 +224,13 @@ def source_and_example(key: str, names: list[str], label_set_keys: list[str], pr
     """
     left, right = columns or (st.container(), st.container())
     sources = ("upload", "example") if names else ("upload",)
-    st.session_state.setdefault(f"{key}_source", sources[-1])
+    st.session_state.setdefault(state.source_key(key), sources[-1])
     with left:
-        source = stable_choice(st.radio, tr("eval.source"), sources, f"{key}_source", horizontal=True,
+        source = stable_choice(st.radio, tr("eval.source"), sources, state.source_key(key), horizontal=True,
                                format_func=options_formatter("eval.source."))
     if source != "example":
         return None
-    example_key = f"{key}_example"  # example names are not translated: a plain widget key is safe
+    example_key = state.sub_key(key, EVAL.EXAMPLE)  # example names are not translated: a plain widget key is safe
     if st.session_state.get(example_key) not in names:
         first = label_set_keys.index(prefer) if prefer in label_set_keys else 0
         st.session_state[example_key] = names[first]
@@ -245,33 +242,33 @@ def source_and_example(key: str, names: list[str], label_set_keys: list[str], pr
 
 def truth_label_set_select(default_key: str) -> LabelSet:
     """The label set the ground truth is drawn in (default: the model's)."""
-    st.session_state["eval_gt_labels"] = _label_set_key(st.session_state.get("eval_gt_labels", default_key), default_key)
-    widget_key = f"eval_gt_labels@{state.current_lang()}"
+    st.session_state[EVAL.GT_LABELS] = _label_set_key(st.session_state.get(EVAL.GT_LABELS, default_key), default_key)
+    widget_key = state.per_language(EVAL.GT_LABELS)
 
     def changed() -> None:
-        st.session_state["eval_gt_labels"] = _label_set_key(st.session_state[widget_key])
+        st.session_state[EVAL.GT_LABELS] = _label_set_key(st.session_state[widget_key])
         _reset_ignore()
 
-    key = stable_choice(st.selectbox, tr("eval.gt_labels"), list(LABEL_SETS), "eval_gt_labels",
+    key = stable_choice(st.selectbox, tr("eval.gt_labels"), list(LABEL_SETS), EVAL.GT_LABELS,
                         format_func=options_formatter("labelset."), on_change=changed, help=tr("eval.gt_labels_help"))
     return LABEL_SETS[_label_set_key(key)]
 
 
 def policy_controls(gt_set: LabelSet) -> tuple[Policy, int | None]:
     """Ignore label, absent-class policy and background switch, each explained."""
-    if "eval_ignore" not in st.session_state:
+    if EVAL.IGNORE not in st.session_state:
         _reset_ignore()
     cols = st.columns(3)
     with cols[0]:
-        ignore = st.number_input(tr("eval.ignore"), min_value=-1, max_value=65535, step=1, key="eval_ignore",
+        ignore = st.number_input(tr("eval.ignore"), min_value=-1, max_value=65535, step=1, key=EVAL.IGNORE,
                                  help=tr("eval.ignore_help"))
     with cols[1]:
-        absent = stable_choice(st.radio, tr("eval.absent"), ABSENT_POLICIES, "eval_absent",
+        absent = stable_choice(st.radio, tr("eval.absent"), ABSENT_POLICIES, EVAL.ABSENT,
                                format_func=options_formatter("eval.absent."), help=tr("eval.absent_help"))
     with cols[2]:
-        st.session_state.setdefault("eval_background", True)
+        st.session_state.setdefault(EVAL.BACKGROUND, True)
         has_bg = gt_set.background_index is not None
-        background = st.toggle(tr("eval.background"), key="eval_background", disabled=not has_bg,
+        background = st.toggle(tr("eval.background"), key=EVAL.BACKGROUND, disabled=not has_bg,
                                help=tr("eval.background_help"))
         if not has_bg:
             st.caption(tr("eval.no_background", labels=tr(f"labelset.{gt_set.key}")))
@@ -295,7 +292,7 @@ def mapping_controls(gt_set: LabelSet, pred_set: LabelSet) -> LabelMapping | Non
     gt_names = class_names(gt_set, lang)
     other = tr("eval.other")
     # The mapping itself is kept language-free (ids); the editor is per language.
-    state_key = f"eval_mapping_{gt_set.key}_{pred_set.key}"
+    state_key = EVAL.mapping(gt_set.key, pred_set.key)
     current = st.session_state.get(state_key, start.pred_to_gt)
     frame = pd.DataFrame({
         tr("eval.map.model_class"): class_names(pred_set, lang),
@@ -303,7 +300,7 @@ def mapping_controls(gt_set: LabelSet, pred_set: LabelSet) -> LabelMapping | Non
     })
     with st.expander(tr("eval.map.edit"), expanded=preset is None):
         edited = st.data_editor(
-            frame, hide_index=True, key=f"{state_key}@{lang}", disabled=[tr("eval.map.model_class")],
+            frame, hide_index=True, key=state.per_language(state_key, lang), disabled=[tr("eval.map.model_class")],
             column_config={tr("eval.map.truth_class"): st.column_config.SelectboxColumn(
                 options=gt_names + [other], required=True)})
     targets = [gt_set.classes[gt_names.index(v)] if v in gt_names else "" for v in edited[tr("eval.map.truth_class")]]

@@ -22,7 +22,7 @@ from segdemo.ui import state
 from segdemo.ui.eval_inputs import class_names, describe
 from segdemo.ui.inputs import to_display
 from segdemo.ui.legend import swatch_legend
-from segdemo.ui.state import options_formatter, tr
+from segdemo.ui.state import EVAL_VIEWS, options_formatter, sub_key, tr
 from segdemo.ui.widgets import set_choice, stable_choice
 
 
@@ -105,14 +105,14 @@ def summary_metrics(scores: Scores) -> None:
 def per_class_table(scores: Scores, label_set: LabelSet, key: str, per_image: np.ndarray | None = None) -> int | None:
     """Sortable per-class table; returns the class id of a selected row, if any."""
     lang = state.current_lang()
-    show_all = st.toggle(tr("eval.show_all_classes"), key=f"{key}_all")
+    show_all = st.toggle(tr("eval.show_all_classes"), key=sub_key(key, EVAL_VIEWS.ALL))
     frame = scores_frame(scores, label_set, lang, per_image, only_relevant=not show_all)
     # Plain fractions, not percent: the -1 of the torchmetrics policy must read as -1. Undefined
     # scores read "—", not "None" (the Styler formats the shown text; sorting keeps the numbers).
     pct = [c for c in frame.columns
            if c not in ("TP", "FP", "FN", "_id", i18n.t("eval.col.class", lang), i18n.t("eval.col.in_mean", lang))]
     shown = frame.style.format("{:.4f}", subset=pct, na_rep="—")
-    table = st.dataframe(shown, hide_index=True, column_config={"_id": None}, key=f"{key}_table",
+    table = st.dataframe(shown, hide_index=True, column_config={"_id": None}, key=sub_key(key, EVAL_VIEWS.TABLE),
                          on_select="rerun", selection_mode="single-row")
     st.caption(tr("eval.table_caption"))
     rows = getattr(getattr(table, "selection", None), "rows", None) or []
@@ -124,7 +124,7 @@ def class_choice(scores: Scores, label_set: LabelSet, key: str, selected: int | 
     lang = state.current_lang()
     names = class_names(label_set, lang)
     present = [i for i in range(len(names)) if not scores.absent[i]] or list(range(len(names)))
-    last = f"{key}_last_table_pick"
+    last = sub_key(key, EVAL_VIEWS.LAST_PICK)
     if selected is not None and st.session_state.get(last) != selected:
         st.session_state[last] = selected
         set_choice(key, selected)
@@ -139,13 +139,13 @@ def class_choice(scores: Scores, label_set: LabelSet, key: str, selected: int | 
 def confusion_view(scores: Scores, label_set: LabelSet, key: str, other: bool) -> None:
     """Heatmap with counts / row- / column-normalised switch."""
     lang = state.current_lang()
-    mode = stable_choice(st.radio, tr("eval.cm.mode"), ("count", "row", "col"), f"{key}_norm", horizontal=True,
+    mode = stable_choice(st.radio, tr("eval.cm.mode"), ("count", "row", "col"), sub_key(key, EVAL_VIEWS.NORM), horizontal=True,
                          format_func=options_formatter("eval.cm.mode."))
     names = class_names(label_set, lang, other)
     cm = scores.cm
     used = [i for i in range(cm.shape[0]) if cm[i].sum() or cm[:, i].sum()]
-    show = None if st.toggle(tr("eval.show_all_classes"), key=f"{key}_cm_all") else used
-    st.plotly_chart(confusion_figure(cm, names, mode, lang, show), key=f"{key}_cm")
+    show = None if st.toggle(tr("eval.show_all_classes"), key=sub_key(key, EVAL_VIEWS.CM_ALL)) else used
+    st.plotly_chart(confusion_figure(cm, names, mode, lang, show), key=sub_key(key, EVAL_VIEWS.CM))
     st.caption(tr(f"eval.cm.caption.{mode}"))
 
 
@@ -153,7 +153,7 @@ def error_view(result: PairResult, image: np.ndarray | None, label_set: LabelSet
     """TP/FP/FN over the image for one class, or right/wrong for all; ignored pixels hatched."""
     lang = state.current_lang()
     names = class_names(label_set, lang)
-    scope = stable_choice(st.radio, tr("eval.err_map.scope"), ("one", "all"), f"{key}_scope", horizontal=True,
+    scope = stable_choice(st.radio, tr("eval.err_map.scope"), ("one", "all"), sub_key(key, EVAL_VIEWS.SCOPE), horizontal=True,
                           format_func=lambda s: i18n.t(f"eval.err_map.scope.{s}", lang, name=names[class_id]))
     base = image if image is not None else colorize_labels(result.truth, label_set)
     if scope == "one":

@@ -11,7 +11,7 @@ import streamlit as st
 from segdemo.data import samples
 from segdemo.data.images import UPLOAD_TYPES, ImageError, InputImage, decode_image, downscale_for_display
 from segdemo.ui import state
-from segdemo.ui.state import tr
+from segdemo.ui.state import INPUTS, sub_key, tr
 
 if TYPE_CHECKING:
     from segdemo.data.labels import LabelSet
@@ -39,9 +39,6 @@ def show_image_notes(image: InputImage) -> None:
 
 MAX_KEPT_UPLOADS = 8  # per session and page: a lecture's few photos; the oldest goes first
 MAX_KEPT_PIXELS = 60_000_000  # per session and page (~180 MB of RGB): five 12-MP photos
-KEPT_PREFIX = "_kept_uploads_"  # + page key: {file id: InputImage}, oldest first
-HELD_PREFIX = "_uploader_held_"  # + page key: file ids the uploader widget held in the last run
-EVICTED_PREFIX = "_kept_evicted_"  # + page key: ids evicted while the uploader still holds them
 
 
 def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputImage]]) -> tuple[
@@ -54,15 +51,15 @@ def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputI
     Bounded by :data:`MAX_KEPT_UPLOADS` and :data:`MAX_KEPT_PIXELS`; returns the kept images
     (oldest first) and the names of evicted files the uploader still shows (said while shown).
     """
-    kept: dict[str, InputImage] = st.session_state.setdefault(KEPT_PREFIX + key, {})
+    kept: dict[str, InputImage] = st.session_state.setdefault(INPUTS.KEPT_PREFIX + key, {})
     ids = {fid for fid, _ in current}
     # Files the uploader itself held in the previous run: one of those missing now was removed
     # by the user. Kept images the (new) uploader never held stay.
-    held: set[str] = st.session_state.get(HELD_PREFIX + key, set()) if widget_present else set()
+    held: set[str] = st.session_state.get(INPUTS.HELD_PREFIX + key, set()) if widget_present else set()
     for fid in [f for f in kept if f in held and f not in ids]:
         del kept[fid]
-    st.session_state[HELD_PREFIX + key] = ids
-    gone: set[str] = st.session_state.setdefault(EVICTED_PREFIX + key, set())
+    st.session_state[INPUTS.HELD_PREFIX + key] = ids
+    gone: set[str] = st.session_state.setdefault(INPUTS.EVICTED_PREFIX + key, set())
     for fid, image in current:
         if fid not in kept and fid not in gone:  # an evicted file still in the uploader stays out
             kept[fid] = image
@@ -77,7 +74,7 @@ def keep_uploads(key: str, widget_present: bool, current: list[tuple[str, InputI
 
 def forget_uploads(key: str) -> None:
     """Drop the kept uploads of page ``key`` (a button's callback)."""
-    st.session_state.pop(KEPT_PREFIX + key, None)
+    st.session_state.pop(INPUTS.KEPT_PREFIX + key, None)
 
 
 def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True,
@@ -91,7 +88,7 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
     The uploader sits beside the camera and the gallery (one compact row), so the
     result below starts high on a 1280x800 screen.
     """
-    uploader_key = f"{key}_uploader"
+    uploader_key = sub_key(key, INPUTS.UPLOADER)
     widget_present = uploader_key in st.session_state  # absent: a new widget after a page change
     top = st.columns([3, 2]) if allow_camera or allow_samples else [st.container()]
     with top[0]:
@@ -112,12 +109,12 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
     if earlier:
         note, button = st.columns([4, 1])
         note.caption(tr("serving.kept_uploads", names=", ".join(i.name for i in earlier)))
-        button.button(tr("serving.forget_uploads"), key=f"{key}_forget", on_click=forget_uploads, args=(key,))
+        button.button(tr("serving.forget_uploads"), key=sub_key(key, INPUTS.FORGET), on_click=forget_uploads, args=(key,))
     side = top[-1]
     if allow_camera:
         with side:
-            if st.toggle(tr("input.camera_toggle"), key=f"{key}_camera_on"):
-                snapshot = st.camera_input(tr("input.camera"), key=f"{key}_camera")
+            if st.toggle(tr("input.camera_toggle"), key=sub_key(key, INPUTS.CAMERA_ON)):
+                snapshot = st.camera_input(tr("input.camera"), key=sub_key(key, INPUTS.CAMERA))
                 if snapshot is not None:
                     result = decode_cached(snapshot.file_id, snapshot.getvalue, "camera.jpg")
                     if isinstance(result, ImageError):
@@ -126,11 +123,12 @@ def image_inputs(key: str, allow_camera: bool = True, allow_samples: bool = True
                         images.append(result)
     if allow_samples:
         gallery = {s.name: s for s in samples.samples_for(label_set_key)}
-        picked = st.session_state.get(f"{key}_samples")
+        samples_key = sub_key(key, INPUTS.SAMPLES)
+        picked = st.session_state.get(samples_key)
         if picked and any(name not in gallery for name in picked):  # a model of another domain was chosen
-            st.session_state[f"{key}_samples"] = [name for name in picked if name in gallery]
+            st.session_state[samples_key] = [name for name in picked if name in gallery]
         with side:
-            chosen = st.multiselect(tr("input.samples"), list(gallery), key=f"{key}_samples",
+            chosen = st.multiselect(tr("input.samples"), list(gallery), key=samples_key,
                                     help=tr("input.samples_help"), placeholder=tr("input.samples_placeholder"))
         for name in chosen:
             sample = gallery[name]

@@ -64,7 +64,7 @@ def clicked_pixel(display: np.ndarray, full_hw: tuple[int, int], key: str) -> tu
 
     click = streamlit_image_coordinates(display, key=key)
     h, w = full_hw
-    store = f"{key}_yx"
+    store = state.sub_key(key, state.LABS.CLICKED)
     if click:
         shown_w = click.get("width") or display.shape[1]
         shown_h = click.get("height") or display.shape[0]

@@ -45,11 +45,7 @@ def swatch_legend(rows: list[tuple[tuple[int, int, int], str, str]], inline: boo
                 unsafe_allow_html=True)
 
 
-LEGEND_RUN = "_legend_run"  # the run count of the last run that drew a legend
-LEGEND_GENERATION = "_legend_generation"  # bumped when a legend reappears after runs without one
-
-
-def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]], key: str = "show") -> set[int]:
+def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]], key: str = state.LEGEND.TOGGLES) -> set[int]:
     """The legend and the show/hide switches in one list: colour, class, pixel share.
 
     ``areas`` is :func:`segdemo.render.class_areas`' output (largest first).
@@ -64,13 +60,13 @@ def class_legend_toggles(label_set: LabelSet, areas: list[tuple[int, int, float]
     # generation in their keys) started from the kept choices.
     kept: dict[int, bool] = st.session_state.setdefault(state.CLASS_TOGGLES, {}).setdefault(label_set.key, {})
     run = st.session_state.get(state.RUN_COUNT, 0)
-    drawn = st.session_state.get(LEGEND_RUN)
-    generation = st.session_state.get(LEGEND_GENERATION, 0)
+    drawn = st.session_state.get(state.LEGEND.RUN)
+    generation = st.session_state.get(state.LEGEND.GENERATION, 0)
     if drawn is not None and drawn < run - 1:
         generation += 1
-    st.session_state[LEGEND_GENERATION], st.session_state[LEGEND_RUN] = generation, run
+    st.session_state[state.LEGEND.GENERATION], st.session_state[state.LEGEND.RUN] = generation, run
     for cls, pixels, share in areas:
-        widget_key = f"{key}_{label_set.key}_{cls}" + (f"_g{generation}" if generation else "")
+        widget_key = state.LEGEND.toggle(key, label_set.key, cls, generation)
         swatch, toggle = st.columns([1, 11], vertical_alignment="center")
         swatch.markdown(
             f'<div style="width:1.6em;height:1.2em;border:1px solid #444;background:rgb{tuple(label_set.colors[cls])}">'

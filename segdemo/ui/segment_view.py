@@ -156,7 +156,7 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
     label_set = settings.entry.label_set
     left, right = st.columns([3, 2])
     with right:
-        view = widgets.stable_choice(st.radio, tr("segment.view"), overlay.VIEWS, "segment_view", horizontal=True,
+        view = widgets.stable_choice(st.radio, tr("segment.view"), overlay.VIEWS, state.SEGMENT.VIEW, horizontal=True,
                                      format_func=state.options_formatter("segment.view."))
         st.subheader(tr("segment.classes"))
         st.caption(tr("segment.classes_help"))
@@ -167,7 +167,7 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
     data, size = encoded_view(arrays, pred, pred_key, view, settings, label_set, hidden)
     scale = arrays["rgb"].shape[1] / image.rgb.shape[1]
     with left:
-        click = click_image(data, size, image.name, "segment_click", f"{image.digest}")
+        click = click_image(data, size, image.name, state.SEGMENT.CLICK, f"{image.digest}")
         st.caption(tr("segment.heat_caption") if view in ("confidence", "entropy") else tr("segment.click_hint"))
         if scale < 1:
             st.caption(tr("serving.display_scaled", w=arrays["rgb"].shape[1], h=arrays["rgb"].shape[0],
@@ -186,7 +186,7 @@ def result(image: InputImage, pred: Prediction, pred_key: Any, settings: Setting
             )
     with right:
         _downloads(image, pred, settings, hidden)
-    if images and len(images) > 1 and st.toggle(tr("segment.show_all"), key="segment_show_all"):
+    if images and len(images) > 1 and st.toggle(tr("segment.show_all"), key=state.SEGMENT.SHOW_ALL):
         columns = st.columns(4)
         for i, other in enumerate(images):
             other_pred, other_key = models.predict_cached_keyed(other, settings)

@@ -27,7 +27,6 @@ from segdemo.ui.widgets import stable_choice
 
 # "native" = the size the model was trained/evaluated at; 0 = the original image size
 INFERENCE_SIZES = ("native", 320, 520, 0)
-NATIVE_SHOWN = "_inference_native_shown"  # the native size the inference-size labels were last drawn with
 
 # (page file relative to the repository root, catalogue key of its title)
 PAGES = (
@@ -278,12 +277,12 @@ def setup_page(title_key: str, model_filter: Callable[[ModelEntry], bool] | None
     if show_model:
         model_name = _model_sidebar(model_filter)
         native = registry.get(model_name).preprocess.resize_size
-        if st.session_state.get(NATIVE_SHOWN, native) != native:
+        if st.session_state.get(state.NATIVE_SHOWN, native) != native:
             # The browser keeps showing the old option text ("the model's own (180 px)") unless
             # the widget's value is set again from the session: re-seed it for the new model.
-            st.session_state.get(state.CHOICE_LANG, {}).pop("inference_size", None)
-        st.session_state[NATIVE_SHOWN] = native
-        stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, "inference_size",
+            st.session_state.get(state.CHOICE_LANG, {}).pop(state.INFERENCE_SIZE, None)
+        st.session_state[state.NATIVE_SHOWN] = native
+        stable_choice(st.sidebar.selectbox, tr("sidebar.inference_size"), INFERENCE_SIZES, state.INFERENCE_SIZE,
                       format_func=_inference_size_formatter(registry.get(model_name).preprocess.resize_size),
                       help=tr("sidebar.inference_size_help"))
     if show_overlay:

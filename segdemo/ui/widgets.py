@@ -22,7 +22,7 @@ def stable_choice(widget: Callable[..., Any], label: str, options: Sequence[Any]
     Change a choice from code with :func:`set_choice`.
     """
     options = list(options)
-    widget_key = f"{key}@{state.current_lang()}"
+    widget_key = state.per_language(key)
     seeded: dict[str, str] = st.session_state.setdefault(state.CHOICE_LANG, {})
 
     def valid(value: Any) -> bool:  # a multiselect's value is a list of options
@@ -43,14 +43,14 @@ def set_choice(key: str, value: Any) -> None:
     """Set a :func:`stable_choice` from code (in a callback or before the widget exists)."""
     st.session_state[key] = value
     if st.session_state.get(state.CHOICE_LANG, {}).get(key) == state.current_lang():
-        st.session_state[f"{key}@{state.current_lang()}"] = value
+        st.session_state[state.per_language(key)] = value
 
 
-def camvid_source_choice(prefix: str, others: Sequence[str]) -> tuple[str, list[tuple[Path, Path]]]:
+def camvid_source_choice(key: str, others: Sequence[str]) -> tuple[str, list[tuple[Path, Path]]]:
     """A radio "where the image comes from": CamVid val (when the data set is there) then ``others``.
 
-    Keys and texts follow ``prefix`` (session key ``<prefix>_source``, catalogue keys
-    ``<prefix>.source``, ``<prefix>.source.<option>`` and ``<prefix>.no_camvid``).
+    Keys and texts follow the page's ``key`` (session key :func:`state.source_key`, catalogue keys
+    ``<key>.source``, ``<key>.source.<option>`` and ``<key>.no_camvid``).
     Returns the choice and CamVid val's (image, label) files (empty without the data set).
     """
     from segdemo.data import datasets
@@ -60,11 +60,11 @@ def camvid_source_choice(prefix: str, others: Sequence[str]) -> tuple[str, list[
     except datasets.DatasetMissingError:
         val_files = []
     sources = (["camvid"] if val_files else []) + list(others)
-    key = f"{prefix}_source"
-    if st.session_state.get(key) not in sources:
-        st.session_state[key] = sources[0]
-    source = stable_choice(st.radio, state.tr(f"{prefix}.source"), sources, key, horizontal=True,
-                           format_func=state.options_formatter(f"{prefix}.source."))
+    choice_key = state.source_key(key)
+    if st.session_state.get(choice_key) not in sources:
+        st.session_state[choice_key] = sources[0]
+    source = stable_choice(st.radio, state.tr(f"{key}.source"), sources, choice_key, horizontal=True,
+                           format_func=state.options_formatter(f"{key}.source."))
     if not val_files:
-        st.caption(state.tr(f"{prefix}.no_camvid"))
+        st.caption(state.tr(f"{key}.no_camvid"))
     return source, val_files
