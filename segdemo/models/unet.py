@@ -25,11 +25,18 @@ Padding = Literal["valid", "same"]
 
 
 class UNetSizeError(ValueError):
-    """The input size does not fit the network; the message says how to fix it."""
+    """The input size does not fit the network; the message says how to fix it.
 
-    def __init__(self, message: str, suggestion: tuple[int, int] | None = None) -> None:
+    ``key`` / ``values`` are the catalogue message a page shows (in the user's language).
+    """
+
+    def __init__(self, message: str, suggestion: tuple[int, int] | None = None,
+                 size: tuple[int, int] | None = None) -> None:
         super().__init__(message)
         self.suggestion = suggestion
+        if size is not None and suggestion is not None:
+            self.key = "unet.size_error.any"
+            self.values = {"height": size[0], "width": size[1], "fix_h": suggestion[0], "fix_w": suggestion[1]}
 
 
 def valid_output_size(n: int, depth: int) -> int | None:
@@ -175,7 +182,7 @@ class UNet(nn.Module):
                        "after its two 3x3 convolutions")
             raise UNetSizeError(
                 f"input {height}x{width} does not fit: {why}. Pad it (mirror) to {fix[0]}x{fix[1]}.",
-                suggestion=fix,
+                suggestion=fix, size=(height, width),
             )
 
     def forward(self, x: torch.Tensor, shapes: list[LevelShape] | None = None) -> torch.Tensor:

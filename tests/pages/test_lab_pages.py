@@ -11,6 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from segdemo import i18n
 from segdemo.labs import interpolation as ip
 from segdemo.labs import receptive_field as rf
 from segdemo.labs import rf_measure as rfm
@@ -228,7 +229,9 @@ class _RejectsEverySize(torch.nn.Module):
         self.conv = torch.nn.Conv2d(3, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise ValueError("input 256x256 does not fit")
+        from segdemo.models.unet import UNetSizeError
+
+        raise UNetSizeError("input 256x256 does not fit", suggestion=(260, 260), size=(256, 256))
 
 
 @pytest.mark.parametrize("page,key", [("rf", "rf_samples"), ("bi", "bi_samples")])
@@ -253,7 +256,9 @@ def test_model_errors_become_messages(page: str, key: str, tmp_path) -> None:
         at.run()
         at.multiselect(key=key).set_value([at.multiselect(key=key).options[0]]).run()
         assert not at.exception, [e.value for e in at.exception]
-        assert any("does not fit" in e.value for e in at.error)
+        # the reason in the session's words (the catalogue's), not the exception's own text
+        reason = i18n.t("unet.size_error.any", "en", height=256, width=256, fix_h=260, fix_w=260)
+        assert any(reason in e.value for e in at.error), [e.value for e in at.error]
     finally:
         registry._all().pop("test-rejects", None)
 
