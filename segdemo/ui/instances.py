@@ -116,12 +116,14 @@ def data_dir_key() -> str:
 
 def display_class_names(loaded: inst.LoadedInstanceModel) -> list[str]:
     """The instance model's class names as the page shows them: person-only models through the
-    person label set, COCO categories through their VOC class where there is one (else COCO's English)."""
+    person label set, COCO categories through their VOC class where there is one, else COCO's own name
+    in the session's language."""
     lang = state.current_lang()
     if len(loaded.categories) <= 2:
         return [i18n.class_name("person", "background" if c == "__background__" else c, lang) for c in loaded.categories]
     names = []
     for c in loaded.categories:
         voc = inst.voc_class_of(c)
-        names.append(i18n.class_name("voc", voc, lang) if voc is not None and lang != "en" else c)
+        names.append(i18n.class_name("voc", voc, lang) if voc is not None and lang != "en"
+                     else i18n.class_name("coco", c, lang))
     return names

@@ -150,3 +150,23 @@ def test_detections_table_without_a_none_kept_note(data_dir: Path) -> None:
         pytest.skip("needs the trained instance model")
     none_kept = i18n.t("instances.none_kept", "en", t=0.5)
     assert at.dataframe and not any(none_kept == i.value for i in at.info)
+
+
+def test_coco_class_names_are_korean_in_the_korean_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every COCO category torchvision's Mask R-CNN can report has a Korean name; a COCO class with
+    no VOC counterpart (giraffe) is shown in Korean, one with a VOC class through that class."""
+    from types import SimpleNamespace
+
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    from segdemo.ui import instances as ui_inst
+    from segdemo.ui import state
+
+    categories = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+    monkeypatch.setattr(state, "current_lang", lambda: "ko")
+    shown = ui_inst.display_class_names(SimpleNamespace(categories=categories))
+    for coco, name in zip(categories, shown):
+        if coco not in ("__background__", "N/A"):
+            assert any("\uac00" <= ch <= "\ud7a3" for ch in name), (coco, name)
+    assert shown[categories.index("giraffe")] == "기린"
+    assert shown[categories.index("tv")] == i18n.class_name("voc", "tvmonitor", "ko")
