@@ -5,8 +5,10 @@ Streamlit 1.67 has no parameter for the upload button's text or the dropzone's
 text and draw another in its place, so in Korean the button and the limit line
 are drawn from the catalogue; the accepted types are matched by the file input's
 ``accept`` attribute. Where Streamlit changes its markup these rules stop matching
-and its English text shows again — nothing breaks. The camera widget's prompts
-and the browser's own file dialog stay in the browser's language.
+and its English text shows again — nothing breaks. The camera's button is drawn
+the same way ("Take Photo" while the video shows, "Clear photo" once a picture is
+taken); the camera-permission prompt, the multiselect's "Select all" and the
+browser's own file dialog stay in English / the browser's language.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from segdemo import i18n
 _ZONE = '[data-testid="stFileUploaderDropzone"]'
 _BUTTON_TEXT = f'{_ZONE} [data-testid="stBaseButton-secondary"] [data-testid="stMarkdownContainer"] p'
 _LIMIT_TEXT = f'{_ZONE} [data-testid="stFileUploaderDropzoneInstructions"] span'
+_CAMERA = '[data-testid="stCameraInput"]'
+_CAMERA_BUTTON = '[data-testid="stCameraInputButton"]'
 
 # Streamlit shows one name for these pairs
 _SHOWN_AS = {"jpeg": "jpg", "tiff": "tif"}
@@ -47,6 +51,10 @@ def uploader_css(lang: str, type_lists: Sequence[Sequence[str]], max_mb: int) ->
         f"{_BUTTON_TEXT}::after {{ content: {_css_string(i18n.t('input.upload_button', lang))}; font-size: 0.875rem; }}",
         f"{_LIMIT_TEXT} {{ font-size: 0; }}",
         f"{_LIMIT_TEXT}::after {{ content: {_css_string(limit)}; font-size: 0.875rem; }}",
+        f"{_CAMERA} {_CAMERA_BUTTON} {{ font-size: 0; }}",
+        f"{_CAMERA} {_CAMERA_BUTTON}::after {{ content: {_css_string(i18n.t('input.camera_take', lang))}; "
+        "font-size: 1rem; }",
+        f"{_CAMERA}:has(img) {_CAMERA_BUTTON}::after {{ content: {_css_string(i18n.t('input.camera_clear', lang))}; }}",
     ]
     for types in type_lists:
         accept = ",".join(f".{t}" for t in types)
