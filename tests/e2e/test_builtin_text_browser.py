@@ -43,37 +43,28 @@ def test_uploader_texts_follow_the_language(server: str, browser) -> None:  # no
         context.close()
 
 
-def test_camera_button_is_korean_before_and_after_a_photo(server: str) -> None:  # noqa: F811
+def test_camera_button_is_korean_before_and_after_a_photo(server: str, browser) -> None:  # noqa: ANN001, F811
     """Chromium's fake camera: the button reads "take" while the video shows and "clear" once a
     picture is taken — both from the catalogue; the picture still reaches the page."""
-    from playwright.sync_api import sync_playwright
-
-    from test_browser import CHROMIUM
-
-    with sync_playwright() as p:
-        cam_browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
-        context = cam_browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
-        page = context.new_page()
-        page.set_default_timeout(90_000)
-        try:
-            page.goto(server + "/Segment")
-            toggle = page.locator(".st-key-segment_camera_on label").first
-            toggle.wait_for()
-            settle(page)
-            toggle.click()
-            button = page.locator('[data-testid="stCameraInputButton"]').first
-            button.wait_for()
-            after = "e => getComputedStyle(e, '::after').content"
-            wait_until(lambda: button.evaluate(after) == f'"{i18n.t("input.camera_take", "ko")}"', "the take button")
-            video = page.locator('[data-testid="stCameraInput"] video').first
-            wait_until(lambda: video.evaluate("v => v.readyState >= 2 && v.videoWidth > 0"), "the camera stream")
-            button.click()
-            wait_until(lambda: page.locator('[data-testid="stCameraInput"] img').count() > 0, "the photo")
-            assert page.locator('[data-testid="stCameraInputButton"]').first.evaluate(after) == \
-                f'"{i18n.t("input.camera_clear", "ko")}"'
-            assert_no_exception(page, "camera photo")
-        finally:
-            context.close()
-            cam_browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    try:
+        page.goto(server + "/Segment")
+        toggle = page.locator(".st-key-segment_camera_on label").first
+        toggle.wait_for()
+        settle(page)
+        toggle.click()
+        button = page.locator('[data-testid="stCameraInputButton"]').first
+        button.wait_for()
+        after = "e => getComputedStyle(e, '::after').content"
+        wait_until(lambda: button.evaluate(after) == f'"{i18n.t("input.camera_take", "ko")}"', "the take button")
+        video = page.locator('[data-testid="stCameraInput"] video').first
+        wait_until(lambda: video.evaluate("v => v.readyState >= 2 && v.videoWidth > 0"), "the camera stream")
+        button.click()
+        wait_until(lambda: page.locator('[data-testid="stCameraInput"] img').count() > 0, "the photo")
+        assert page.locator('[data-testid="stCameraInputButton"]').first.evaluate(after) == \
+            f'"{i18n.t("input.camera_clear", "ko")}"'
+        assert_no_exception(page, "camera photo")
+    finally:
+        context.close()
