@@ -156,13 +156,10 @@ def real_image_section(images: list, entry) -> None:
         erf, support, seconds = lab.lab_cache(
             "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
     box = rfm.bbox_of(support)
-    # Strong gamma and a long outlined cross: the effective field is small and faint next to the
-    # theoretical one, and must still show on a projector.
-    picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.95, 0.3),
-                                         box, yx, cross_arm=12)
+    picture = drawing.erf_picture(small, support, erf, box, yx)
     with right:
         st.image(drawing.scale_nearest(picture, display_scale),
-                 caption=tr("labs.rf.erf_caption"), width="stretch")
+                 caption=tr("labs.rf.erf_caption", floor=f"1/{10 ** drawing.ERF_DECADES:.0f}"), width="stretch")
     whole = bool(support.all())
     touches = box is not None and (box[0] == 0 or box[1] == 0 or box[0] + box[2] == h or box[1] + box[3] == w)
     m1, m2, m3 = st.columns(3)
