@@ -83,3 +83,100 @@ def test_the_click_cross_stands_out_on_the_map(erf_case) -> None:  # noqa: ANN00
     under = no_cross[red].astype(float)
     distance = np.linalg.norm(under - np.array([255, 0, 0]), axis=1)
     assert np.median(distance) >= 150, "the red cross sits on a colour like its own"
+
+
+# ---------------------------------------------------------------- numbers in heat maps (page 6)
+
+
+def _heatmap_font(fig) -> float | None:  # noqa: ANN001
+    trace = fig.data[0]
+    return None if trace.text is None else trace.textfont.size
+
+
+@pytest.mark.parametrize("weights", ["ones", "random"])
+def test_checkerboard_numbers_are_legible_or_absent(weights: str) -> None:
+    """Page 6's three checkerboards share a row: a number is written only at 14 px or more and
+    only where it fits its cell (13 x 13 cells of 17 px numbers in a third of the page did not)."""
+    from segdemo.labs import figures
+    from segdemo.labs import upsampling as up
+
+    shown = figures.column_px([1, 1, 1])
+    for name, pattern in up.checker_patterns(weights).items():
+        fig = figures.value_heatmap(pattern, name, shown_px=shown)
+        size = _heatmap_font(fig)
+        cell = figures.heatmap_cell_px(pattern.shape, shown)
+        if size is None:
+            assert weights == "random", f"{name}: the default (ones) shows its counts"
+            continue
+        assert size >= figures.MIN_FONT_PX, (name, size)
+        widest = max(len(t) for row in fig.data[0].text for t in row)
+        w, h = figures.text_box_px("0" * widest, size)
+        assert w < cell and h < cell, f"{name}: {w:.0f}x{h:.0f} px numbers in {cell:.0f} px cells"
+    # The lesson survives the smaller input: k=3 s=2 still shows the pattern, k=4 s=2 does not.
+    ones = up.checker_patterns("ones")
+    assert not up.is_uniform(up.interior(ones["k3s2"], 3)) and up.is_uniform(up.interior(ones["k4s2"], 3))
+
+
+def test_a_crowded_heatmap_leaves_the_numbers_out() -> None:
+    from segdemo.labs import figures
+
+    values = np.arange(13 * 13, dtype=float).reshape(13, 13) / 7
+    assert _heatmap_font(figures.value_heatmap(values, "t", shown_px=figures.column_px([1, 1, 1]))) is None
+    assert _heatmap_font(figures.value_heatmap(values[:4, :4], "t", shown_px=figures.column_px([1, 1, 1]))) >= 14
+
+
+# ---------------------------------------------------------------- A, B, C, D beside the values (page 6)
+
+
+def _boxes(fig, shape: tuple[int, int], shown_px: float) -> tuple[list, list]:  # noqa: ANN001
+    """Pixel boxes (x0, y0, x1, y1) of the corner names and of the values, from the figure's
+    positions and font sizes and the plot area's cell size."""
+    from segdemo.labs import figures
+
+    cw, ch = figures.bilinear_cell_px(shape, shown_px)
+    px = lambda x, y: ((x + 0.5) * cw, (y + 0.5) * ch)  # noqa: E731 - data -> px (cell i spans i-0.5..i+0.5)
+    names = []
+    for a in fig.layout.annotations:
+        x, y = px(a.x, a.y)
+        w = figures.CORNER_BOX_PX * len(a.text.replace("<b>", "").replace("</b>", ""))
+        h = figures.LINE_EM * a.font.size + 2 * a.borderpad
+        x0 = x if a.xanchor == "left" else x - w
+        y0 = y if a.yanchor == "top" else y - h
+        names.append((x0, y0, x0 + w, y0 + h))
+    trace = fig.data[0]
+    values = []
+    for r, row in enumerate(trace.text):
+        for c, t in enumerate(row):
+            w, h = figures.text_box_px(t, trace.textfont.size)
+            x, y = px(c, r)
+            values.append((x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+    return names, values
+
+
+def _intersect(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("point", [(1.5, 0.357), (0.0, 0.0), (3.0, 3.0), (0.0, 1.6), (2.2, 3.0)])
+@pytest.mark.parametrize("grid", ["default", "long"])
+def test_corner_names_never_cover_a_value(point: tuple[float, float], grid: str) -> None:
+    """Inside, at an edge and at a corner (where A, B, C, D fall in one cell), at the width the
+    page gives the figure, no name box meets a value box, and names do not meet each other."""
+    from segdemo.labs import figures
+    from segdemo.labs import interpolation as ip
+
+    values = np.array(ip.DEFAULT_GRID, dtype=float)
+    if grid == "long":
+        values = values + 0.125  # "10.12": the longest a value gets in the formula's format
+    step = ip.bilinear_at_point(values, *point)
+    shown = figures.column_px([1, 1])
+    fig = figures.bilinear_grid_figure(values, step, "t", shown_px=shown)
+    assert fig.data[0].textfont.size >= figures.MIN_FONT_PX
+    names, boxes = _boxes(fig, values.shape, shown)
+    assert len(names) == 4
+    for n in names:
+        for v in boxes:
+            assert not _intersect(n, v), (n, v)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not _intersect(a, b), (a, b)
