@@ -22,11 +22,14 @@ def exact_rf_cached(layers: tuple[rf.Layer, ...]) -> rf.ExactRF:
 
 # ---------------------------------------------------------------- 1. layer stack
 with tab_stack:
-    st.markdown(tr("labs.rf.intro"))
+    # The first result (the table and the two answers) in view at 1280x800 (issue 10, defect 6):
+    # the introduction and the symbols fold away, the lecture's formula stays.
+    with st.expander(tr("common.about_page")):
+        st.markdown(tr("labs.rf.intro"))
+        st.caption(tr("labs.rf.symbols"))
     lab.latex(r"k_{\mathrm{eff}} = d\,(k-1)+1 \qquad r_{\mathrm{out}} = r_{\mathrm{in}} + "
               r"(k_{\mathrm{eff}}-1)\,j_{\mathrm{in}} \qquad j_{\mathrm{out}} = j_{\mathrm{in}}\,s"
               r"\qquad (r_0 = 1,\; j_0 = 1)")
-    st.caption(tr("labs.rf.symbols"))
     st.session_state.setdefault("rf_preset", "context_module")
     preset = widgets.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), "rf_preset",
                               format_func=state.options_formatter("labs.rf.preset."))
