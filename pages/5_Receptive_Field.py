@@ -161,8 +161,8 @@ def real_image_section(images: list, entry) -> None:
     box = rfm.bbox_of(support)
     picture = drawing.erf_picture(small, support, erf, box, yx)
     with right:
-        st.image(drawing.scale_nearest(picture, display_scale),
-                 caption=tr("labs.rf.erf_caption", floor=f"1/{10 ** drawing.ERF_DECADES:.0f}"), width="stretch")
+        caption = tr("labs.rf.erf_caption", floor=f"1/{10 ** drawing.ERF_DECADES:.0f}", px=drawing.ERF_SMOOTH_PX)
+        st.image(drawing.scale_nearest(picture, display_scale), caption=caption, width="stretch")
     whole = bool(support.all())
     touches = box is not None and (box[0] == 0 or box[1] == 0 or box[0] + box[2] == h or box[1] + box[3] == w)
     m1, m2, m3 = st.columns(3)

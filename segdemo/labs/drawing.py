@@ -93,9 +93,17 @@ def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, y
 ERF_ALPHA, ERF_DECADES, ERF_CROSS_ARM = 0.9, 2.0, 12
 
 
+ERF_SMOOTH_PX = 5  # a raw input gradient is speckled pixel by pixel: shown as a local mean, it reads as a field
+
+
 def erf_scale(erf: np.ndarray) -> np.ndarray:
-    """The effective field (max 1) on the picture's log scale: 1 at the peak, 0 at 10^-ERF_DECADES and below."""
-    return np.clip(1.0 + np.log10(np.maximum(erf, 1e-12)) / ERF_DECADES, 0.0, 1.0)
+    """The effective field (max 1) as the picture shows it: a local mean over ERF_SMOOTH_PX pixels
+    (renormalised to max 1) on a log scale, 1 at the peak, 0 at 10^-ERF_DECADES and below."""
+    import cv2
+
+    smooth = cv2.blur(np.asarray(erf, dtype=np.float32), (ERF_SMOOTH_PX, ERF_SMOOTH_PX))
+    smooth /= max(float(smooth.max()), 1e-12)
+    return np.clip(1.0 + np.log10(np.maximum(smooth, 1e-12)) / ERF_DECADES, 0.0, 1.0)
 
 
 def erf_picture(rgb: np.ndarray, support: np.ndarray, erf: np.ndarray, box: tuple[int, int, int, int] | None,

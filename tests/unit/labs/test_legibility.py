@@ -54,6 +54,20 @@ def test_the_effective_field_is_a_visible_area_not_a_faint_dot(erf_case) -> None
     assert tinted.sum() >= (erf >= 0.02).sum() * 0.9, (tinted.sum(), (erf >= 0.02).sum())
 
 
+def test_a_speckled_field_still_reads_as_an_area(erf_case) -> None:  # noqa: ANN001
+    """A measured gradient is speckled (neighbouring pixels differ tenfold): shown raw, half the
+    field's pixels were near zero and the area looked like noise. Shown, it is one tinted area."""
+    rgb, support, erf, box, yx = erf_case
+    rng = np.random.default_rng(1)
+    speckled = erf * rng.uniform(0, 1, erf.shape) ** 3  # most pixels far below their neighbourhood's level
+    speckled /= speckled.max()
+    shown = drawing.erf_picture(rgb, support, speckled, box, yx)
+    change = np.abs(shown.astype(int) - drawing.shade_outside(rgb, support).astype(int)).max(axis=2)
+    change[_cross(shown)] = 255
+    field = erf >= 0.1  # where the underlying field carries a tenth of its peak
+    assert (change[field] >= 40).mean() >= 0.95, f"only {(change[field] >= 40).mean():.0%} of the field is tinted"
+
+
 def test_the_heat_map_spans_a_real_range_of_brightness(erf_case) -> None:  # noqa: ANN001
     rgb, support, erf, box, yx = erf_case
     shown = drawing.erf_picture(rgb, support, erf, box, yx)
