@@ -22,12 +22,12 @@ FIRST_RESULT = {
     "": '[data-testid="stPageLink"]',
     "FCN_Skip_Comparison": '[data-testid="stImage"] img',
     "U-Net": '[data-testid="stImage"] img',
-    "Receptive_Field": '[data-testid="stDataFrame"]:not(:has([data-testid="stDataFrameGlideDataEditor"]))'
-                       ' >> nth=1',
+    # the computed table, not the layer editor above it
+    "Receptive_Field": '[data-testid="stDataFrame"]:not([class*="st-key-rf_editor"] [data-testid="stDataFrame"])',
     "Bilinear_Upsampling": '.js-plotly-plot',
     "FC_vs_1x1_Conv": '[data-testid="stImage"] img',
     "Depthwise_Separable": '[data-testid="stTable"]',
-    "Transfer_Learning": '[data-testid="stImage"] img',
+    "Transfer_Learning": '[data-testid="stDataFrame"]',  # the ImageNet top-5
     "Compare": '[data-testid="stImage"] img',
     "Semantic_vs_Instance": '[data-testid="stImage"] img',
     "Augmentation": '[data-testid="stImage"] img',
@@ -93,14 +93,7 @@ def test_first_result_in_view_and_tables_read_clean(server: str, browser, shots:
                     tables[label] = found
                 if name not in FIRST_RESULT:
                     continue
-                selector = FIRST_RESULT[name]
-                if " >> nth=" in selector:  # the n-th displayed match (Receptive Field: after the layer editor)
-                    css, nth = selector.split(" >> nth=")
-                    boxes = [b for b in (page.locator(MAIN).locator(css).nth(i).bounding_box()
-                                         for i in range(page.locator(MAIN).locator(css).count())) if b and b["height"]]
-                    top = boxes[int(nth) - 1]["y"] if len(boxes) >= int(nth) else None
-                else:
-                    top = page.evaluate(FIRST_TOP_JS, selector)
+                top = page.evaluate(FIRST_TOP_JS, FIRST_RESULT[name])
                 if top is None or top >= VIEWPORT["height"]:
                     page.screenshot(path=shots / f"first_result_{name or 'Home'}_{lang}.png")
                     below[label] = "no such result" if top is None else f"top at {top:.0f} px"
