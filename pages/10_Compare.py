@@ -22,18 +22,25 @@ from segdemo.ui import inputs, legend, models, sidebar, state, widgets
 from segdemo.ui.state import COMPARE, tr
 
 settings = sidebar.setup_page("page.compare", show_model=False)
-st.markdown(tr("compare.intro"))
+# The first result (the side-by-side panels) must be in view at 1280x800 (issue 10, defect 6):
+# the introduction folds away and the choices share rows.
+about = st.expander(tr("common.about_page"))
+about.markdown(tr("compare.intro"))
 
 # ---------------------------------------------------------------- label set and models
 LABEL_SETS = list(cmp.COMPARABLE_LABEL_SETS)
-label_key = widgets.stable_choice(st.radio, tr("compare.label_set"), LABEL_SETS, COMPARE.LABEL_SET,
-                                  horizontal=True, format_func=state.options_formatter("labelset."))
+top_left, top_right = st.columns(2)
+with top_left:
+    label_key = widgets.stable_choice(st.radio, tr("compare.label_set"), LABEL_SETS, COMPARE.LABEL_SET,
+                                      horizontal=True, format_func=state.options_formatter("labelset."))
+with top_right:
+    source, val_files = widgets.camvid_source_choice(COMPARE.PAGE, ["sample", "upload"])
 label_set = get_label_set(label_key)
 usable, missing = ui_cmp.candidate_models(label_key)
 ui_cmp.show_missing_weights(missing)
 left_out = ui_cmp.left_out_models()
 if left_out:
-    st.caption(tr("compare.left_out", names=", ".join(e.display_name for e in left_out)))
+    about.caption(tr("compare.left_out", names=", ".join(e.display_name for e in left_out)))
 if len(usable) < cmp.MIN_MODELS:
     st.warning(tr("compare.too_few_models", n=len(usable), labels=tr(f"labelset.{label_key}")))
     st.stop()
@@ -51,7 +58,7 @@ if len(chosen) < cmp.MIN_MODELS:
     st.stop()
 entries = [by_name[n] for n in chosen]
 
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns(4)
 size_labels = {v: tr("compare.size.native") if v == "native" else tr("compare.size.original") if v == 0
                else f"{v} px" for v in cmp.SIZE_CHOICES}  # fixed now: AppTest formats outside the run
 size_choice = widgets.stable_choice(c1.selectbox, tr("compare.size"), cmp.SIZE_CHOICES, COMPARE.SIZE,
@@ -60,14 +67,12 @@ warmup = c2.selectbox(tr("compare.warmup"), (0, 1, 2, 3), index=1, key=COMPARE.W
 repeats = c3.selectbox(tr("compare.repeats"), (3, 5, 10, 20), index=1, key=COMPARE.REPEATS)
 
 # ---------------------------------------------------------------- the image and its truth
-source, val_files = widgets.camvid_source_choice(COMPARE.PAGE, ["sample", "upload"])
-
 image: InputImage | None = None
 truth: np.ndarray | None = None
 truth_note = ""
 if source == "camvid":
     frame_names = [p.name for p, _ in val_files]
-    frame = widgets.stable_choice(st.selectbox, tr("compare.val_image"), frame_names, COMPARE.VAL_IMAGE)
+    frame = widgets.stable_choice(c4.selectbox, tr("compare.val_image"), frame_names, COMPARE.VAL_IMAGE)
     img_path, lbl_path = val_files[frame_names.index(frame)]
     image = inputs.load_sample(img_path)
     if label_key == "camvid":
@@ -76,7 +81,7 @@ if source == "camvid":
         truth_note = tr("compare.truth_other_labels")
 elif source == "sample":
     gallery = {s.name: s for s in samples.all_samples()}
-    pick = widgets.stable_choice(st.selectbox, tr("compare.sample"), list(gallery), COMPARE.SAMPLE)
+    pick = widgets.stable_choice(c4.selectbox, tr("compare.sample"), list(gallery), COMPARE.SAMPLE)
     sample = gallery[pick]
     image = inputs.load_sample(sample.path)
     if sample.mask is not None and sample.source == label_key and sample.mask.is_file():

@@ -44,7 +44,7 @@ with tab_ship:
     if not rows:
         st.warning(tr("kd.no_cards"))
     else:
-        st.table([{tr("kd.col.role"): role_label(r["role"]), tr("kd.col.model"): r["name"],
+        lab.plain_table([{tr("kd.col.role"): role_label(r["role"]), tr("kd.col.model"): r["name"],
                        tr("kd.col.params"): f"{r['params'] / 1e6:.2f} M", tr("kd.col.ms"): f"{r['cpu_ms']:.0f}",
                        tr("kd.col.miou"): f"{r['miou']:.1%}", tr("kd.col.kd"): (
                            f"T={r['temperature']:g}, α={r['mix']:g}" if r["teacher"] else "—"),
@@ -151,7 +151,7 @@ with tab_soft:
         right.caption(tr("kd.soft.truth", cls=tr("kd.void") if true == kd.CAMVID.ignore_index else names[true],
                          top=names[int(probs[0].argmax())]))
         with st.expander(tr("kd.soft.table")):
-            st.table([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(names, row)},
+            lab.plain_table([{"T": f"{t:g}", **{c: f"{p:.3f}" for c, p in zip(names, row)},
                        "Σ": f"{row.sum():.3f}"} for t, row in zip(kd.TEMPERATURES, probs)])
         try:
             masks = kd.frame_masks(frame, teacher_z, students[student_label], (y, x))

@@ -22,11 +22,14 @@ def exact_rf_cached(layers: tuple[rf.Layer, ...]) -> rf.ExactRF:
 
 # ---------------------------------------------------------------- 1. layer stack
 with tab_stack:
-    st.markdown(tr("labs.rf.intro"))
+    # The first result (the table and the two answers) in view at 1280x800 (issue 10, defect 6):
+    # the introduction and the symbols fold away, the lecture's formula stays.
+    with st.expander(tr("common.about_page")):
+        st.markdown(tr("labs.rf.intro"))
+        st.caption(tr("labs.rf.symbols"))
     lab.latex(r"k_{\mathrm{eff}} = d\,(k-1)+1 \qquad r_{\mathrm{out}} = r_{\mathrm{in}} + "
               r"(k_{\mathrm{eff}}-1)\,j_{\mathrm{in}} \qquad j_{\mathrm{out}} = j_{\mathrm{in}}\,s"
               r"\qquad (r_0 = 1,\; j_0 = 1)")
-    st.caption(tr("labs.rf.symbols"))
     st.session_state.setdefault(RF.PRESET, "context_module")
     preset = widgets.stable_choice(st.selectbox, tr("labs.rf.preset"), list(rf.PRESETS), RF.PRESET,
                               format_func=state.options_formatter("labs.rf.preset."))
@@ -156,13 +159,10 @@ def real_image_section(images: list, entry) -> None:
         erf, support, seconds = lab.lab_cache(
             "rf", (entry.name, image.digest, lab_size, yx, cls, device), compute)
     box = rfm.bbox_of(support)
-    # Strong gamma and a long outlined cross: the effective field is small and faint next to the
-    # theoretical one, and must still show on a projector.
-    picture = drawing.draw_box_and_point(drawing.blend_heat(drawing.shade_outside(small, support), erf, 0.95, 0.3),
-                                         box, yx, cross_arm=12)
+    picture = drawing.erf_picture(small, support, erf, box, yx)
     with right:
-        st.image(drawing.scale_nearest(picture, display_scale),
-                 caption=tr("labs.rf.erf_caption"), width="stretch")
+        caption = tr("labs.rf.erf_caption", floor=f"1/{10 ** drawing.ERF_DECADES:.0f}", px=drawing.ERF_SMOOTH_PX)
+        st.image(drawing.scale_nearest(picture, display_scale), caption=caption, width="stretch")
     whole = bool(support.all())
     touches = box is not None and (box[0] == 0 or box[1] == 0 or box[0] + box[2] == h or box[1] + box[3] == w)
     m1, m2, m3 = st.columns(3)

@@ -100,7 +100,7 @@ with tab_2d:
         px = c2.slider("x", 0.0, float(grid.shape[1] - 1), 0.4, 0.05, key=BI.PX)
         step = ip.bilinear_at_point(grid, py, px)
         reference = ip.torch_grid_sample_point(grid, py, px)
-        left, right = st.columns([2, 3])
+        left, right = st.columns(2)  # half the page: A, B, C, D and the values fit side by side in a cell
         left.plotly_chart(figures.bilinear_grid_figure(grid, step, tr("labs.bi.point_title")), width="stretch")
         with right:
             formula_block(step)
@@ -213,20 +213,17 @@ with tab_model:
 
 # ---------------------------------------------------------------- checkerboard
 with tab_checker:
-    st.markdown(tr("labs.bi.checker_intro"))
+    st.markdown(tr("labs.bi.checker_intro", n=up.CHECKER_INPUT_SIDE))
     # The key carries the language: a radio whose labels change keeps no visible selection.
     weights_kind = widgets.stable_choice(st.radio, tr("labs.bi.weights"), ["ones", "random"], BI.CHECKER_WEIGHTS,
                                     horizontal=True, format_func=state.options_formatter("labs.bi.weights."))
-    patterns = {
-        "k3s2": up.transposed_pattern(3, 2, 6, weights_kind),
-        "k4s2": up.transposed_pattern(4, 2, 6, weights_kind),
-        "resize_conv": up.resize_conv_pattern(3, 2, 6, weights_kind),
-    }
+    patterns = up.checker_patterns(weights_kind)
     cols = st.columns(3)
     for col, (name, pattern) in zip(cols, patterns.items()):
         inner = up.interior(pattern, 3) if name != "resize_conv" else pattern
         uniform = up.is_uniform(inner)
-        col.plotly_chart(figures.value_heatmap(pattern, tr(f"labs.bi.pattern.{name}"), annotate=pattern.shape[0] <= 14),
+        col.plotly_chart(figures.value_heatmap(pattern, tr(f"labs.bi.pattern.{name}"),
+                                               shown_px=figures.column_px([1, 1, 1])),
                          width="stretch", key=BI.checker(name))
         col.markdown(f"{lab.check_mark(uniform)} " + tr("labs.bi.uniform" if uniform else "labs.bi.not_uniform",
                                                         lo=fmt(float(inner.min())), hi=fmt(float(inner.max()))))

@@ -2,7 +2,6 @@
 
 import platform
 
-import pandas as pd
 import streamlit as st
 
 from segdemo.ui import errors, sidebar
@@ -61,7 +60,7 @@ if measure:
     for row, text in zip(rows, times):
         row[tr("labs.sep.col.time")] = text
 # A static table: headers and formulas wrap, so the measured time stays inside the main area.
-st.table(pd.DataFrame(rows).style.hide(axis="index"))
+lab.plain_table(rows)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(tr("labs.sep.ratio_params"), f"{r.param_ratio:.3f}", help=tr("labs.sep.ratio_params_help"))

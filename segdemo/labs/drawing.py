@@ -87,6 +87,38 @@ def draw_box_and_point(rgb: np.ndarray, box: tuple[int, int, int, int] | None, y
     return draw.cross(img, x, y, cross_arm * width, (255, 0, 0), width if cross_arm <= 4 else 2 * width)
 
 
+# The effective field falls off fast: on a linear (or gamma) scale all but its peak was a faint
+# tint, so it is shown on a log scale over ERF_DECADES decades (yellow: the peak, purple: 1/100 of
+# it), nearly opaque, and a long white-outlined red cross marks the click, legible on a projector.
+ERF_ALPHA, ERF_DECADES, ERF_CROSS_ARM = 0.9, 2.0, 12
+
+
+ERF_SMOOTH_PX = 5  # a raw input gradient is speckled pixel by pixel: shown as a local mean, it reads as a field
+
+
+def erf_scale(erf: np.ndarray) -> np.ndarray:
+    """The effective field (max 1) as the picture shows it: a local mean over ERF_SMOOTH_PX pixels
+    (renormalised to max 1) on a log scale, 1 at the peak, 0 at 10^-ERF_DECADES and below."""
+    import cv2
+
+    smooth = cv2.blur(np.asarray(erf, dtype=np.float32), (ERF_SMOOTH_PX, ERF_SMOOTH_PX))
+    smooth /= max(float(smooth.max()), 1e-12)
+    return np.clip(1.0 + np.log10(np.maximum(smooth, 1e-12)) / ERF_DECADES, 0.0, 1.0)
+
+
+def erf_picture(rgb: np.ndarray, support: np.ndarray, erf: np.ndarray, box: tuple[int, int, int, int] | None,
+                yx: tuple[int, int]) -> np.ndarray:
+    """The Receptive Field page's picture: the image darkened outside the theoretical field
+    (``support``), the effective field ``erf`` (max 1) as a log-scale heat map, its box and the click."""
+    from segdemo.render.overlay import heatmap
+
+    t = erf_scale(erf)
+    weight = (ERF_ALPHA * np.clip(4 * t, 0.0, 1.0))[..., None]  # fades in over the lowest quarter
+    base = shade_outside(rgb, support).astype(np.float32)
+    heat = (base * (1 - weight) + heatmap(t).astype(np.float32) * weight).clip(0, 255).astype(np.uint8)
+    return draw_box_and_point(heat, box, yx, cross_arm=ERF_CROSS_ARM)
+
+
 def draw_taps(rgb: np.ndarray, taps: Sequence[Tap], yx: tuple[int, int], output_stride: int,
               margin_color: tuple[int, int, int] = (96, 96, 96)) -> tuple[np.ndarray, tuple[int, int]]:
     """ASPP sampling positions: a filled dot per tap (hollow on padding), one colour per rate.

@@ -22,7 +22,7 @@ from segdemo.evaluate.panoptic import (Category, ClassQuality, ImageMatches, Pan
 from segdemo.evaluate.panoptic_io import (instance_categories, instance_ids_to_panoptic, load_panoptic_json,
                                           read_instance_mask, rgb_to_ids,
                                           segments_from_annotation)
-from segdemo.render.text import label_box
+from segdemo.render.text import label_boxes
 from segdemo.labs.instances import (FN_RGB, FP_RGB, INSTANCE_COLORS, MAX_UPLOAD_PIXELS, PERSON_RGB, TP_GT_RGB, TP_PRED_RGB,
                                      InstanceLabError, Instances)
 
@@ -67,12 +67,14 @@ def draw_instances(rgb: np.ndarray, instances: Instances, class_names: Sequence[
     out = rgb.copy()
     for k in range(instances.count):
         out = blend(out, instances.masks[k], instance_color(k + 1), alpha)
+    labels = []
     for k in range(instances.count):
         color = instance_color(k + 1)
         x1, y1, x2, y2 = (int(round(v)) for v in instances.boxes[k])
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
         name = class_names[int(instances.labels[k])] if int(instances.labels[k]) < len(class_names) else "?"
-        label_box(out, f"{k + 1} {name} {instances.scores[k]:.2f}", x1, y1, color)
+        labels.append((f"{k + 1} {name} {instances.scores[k]:.2f}", x1, y1, color))
+    label_boxes(out, labels)  # after every box: a label is never drawn over by a later box
     return out
 
 
@@ -254,19 +256,21 @@ def draw_pq_matches(view: PQView, rgb: np.ndarray | None = None, alpha: float = 
     for m in view.matches.tp:
         _outline(out, view.gt.ids == m.gt_id, TP_GT_RGB, 3)
         _outline(out, view.pred.ids == m.pred_id, TP_PRED_RGB, 2)
+    labels = []
     for m in view.matches.tp:
         cat = view.categories.get(m.category_id)
         if cat is not None and not cat.isthing:
             continue
         ys, xs = np.nonzero(view.gt.ids == m.gt_id)
         if len(ys):
-            label_box(out, f"IoU {m.iou:.2f}", xs.min(), ys.min() + 2, (0, 120, 0))
+            labels.append((f"IoU {m.iou:.2f}", xs.min(), ys.min(), (0, 120, 0)))
     for seg, color, text in ([(s, FP_RGB, "FP") for s in view.matches.fp]
                              + [(s, FN_RGB, "FN") for s in view.matches.fn]):
         ids = view.pred.ids if text == "FP" else view.gt.ids
         ys, xs = np.nonzero(ids == seg.segment_id)
         if len(ys):
-            label_box(out, text, xs.min(), ys.min() + 2, color)
+            labels.append((text, xs.min(), ys.min(), color))
+    label_boxes(out, labels)
     return out
 
 

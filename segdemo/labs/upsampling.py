@@ -166,6 +166,17 @@ def _set_weights(layer: nn.Module, weights: str, seed: int) -> None:
             raise ValueError(f"unknown weights {weights!r}")
 
 
+CHECKER_INPUT_SIDE = 4  # small enough that each output value is readable in a third of the page
+
+
+def checker_patterns(weights: str = "ones") -> dict[str, np.ndarray]:
+    """The page's three layers on a constant CHECKER_INPUT_SIDE² input: k=3 s=2 and k=4 s=2
+    transposed convolutions, and the remedy (resize, then k=3 convolution)."""
+    n = CHECKER_INPUT_SIDE
+    return {"k3s2": transposed_pattern(3, 2, n, weights), "k4s2": transposed_pattern(4, 2, n, weights),
+            "resize_conv": resize_conv_pattern(3, 2, n, weights)}
+
+
 def interior(pattern: np.ndarray, margin: int) -> np.ndarray:
     """The pattern without ``margin`` pixels at each border (where fewer windows reach)."""
     return pattern[margin:-margin, margin:-margin] if margin > 0 else pattern

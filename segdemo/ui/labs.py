@@ -135,3 +135,10 @@ def curve_pair(container: Any, series: dict[str, Any], left: tuple[str, str, str
 
     for col, (metric, title, axis, key) in zip(container.columns(2), (left, right)):
         col.plotly_chart(curves_figure(series, metric, title, axis), width="stretch", key=key)
+
+
+def plain_table(rows: list[dict[str, Any]]) -> None:
+    """A static table (every row and column shows, headers wrap) without a 0, 1, 2 row index."""
+    import pandas as pd
+
+    st.table(pd.DataFrame(rows).style.hide(axis="index"))

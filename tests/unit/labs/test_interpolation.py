@@ -81,7 +81,11 @@ def test_figures_draw_the_computed_positions() -> None:
     assert (point.x[0], point.y[0]) == (step.x.src, step.y.src)
     corner_step = ip.bilinear_at(grid, (7, 7), (6, 6), False)  # clamped: all four corners coincide
     corner = figures.bilinear_grid_figure(grid, corner_step, "t")
-    assert [a.text for a in corner.layout.annotations] == ["<b>ABCD</b>"]
+    # All four name the same cell, each in its own corner of it (A top-left ... D bottom-left).
+    texts = [a.text for a in corner.layout.annotations]
+    assert texts == ["<b>A</b>", "<b>B</b>", "<b>C</b>", "<b>D</b>"]
+    spots = {(round(a.x), round(a.y)) for a in corner.layout.annotations}
+    assert spots == {(3, 3)} and len({(a.x, a.y) for a in corner.layout.annotations}) == 4
     pix = figures.pixel_grid_figure(3, 6, True, "t", {"input": "i", "output": "o"})
     _, outs = ip.pixel_centres(3, 6, True)
     assert sorted(set(pix.data[1].x)) == pytest.approx(sorted(outs))
