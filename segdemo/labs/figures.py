@@ -37,15 +37,17 @@ def cell_texts(values: np.ndarray) -> list[list[str]]:
     return [[f"{v:.0f}" if whole else f"{v:.2f}" for v in row] for row in values]
 
 
+def fitting_font(widest: int, max_w: float, max_h: float = float("inf")) -> int | None:
+    """The largest font, 17 down to 14 px, at which ``widest`` digits fit ``max_w`` x ``max_h`` px; None if none does."""
+    return next((size for size in range(VALUE_FONT_PX, MIN_FONT_PX - 1, -1)
+                 if (box := text_box_px("0" * widest, size))[0] <= max_w and box[1] <= max_h), None)
+
+
 def annotation_font(texts: list[list[str]], cell_px: float) -> int | None:
     """The font size for numbers in square cells ``cell_px`` wide: 17 px when they fit, else down
     to 14 px; None when even that does not fit (the cells show colour only)."""
     widest = max((len(t) for row in texts for t in row), default=0)
-    for size in range(VALUE_FONT_PX, MIN_FONT_PX - 1, -1):
-        w, h = text_box_px("0" * widest, size)
-        if w <= 0.85 * cell_px and h <= 0.9 * cell_px:
-            return size
-    return None
+    return fitting_font(widest, 0.85 * cell_px, 0.9 * cell_px)
 
 
 def linear_figure(signal: np.ndarray, out_len: int, align_corners: bool, step: ip.LinearStep,
@@ -96,8 +98,7 @@ def bilinear_value_font(texts: list[list[str]], cell_w: float) -> int:
     """The largest font (17 down to 14 px) at which the widest value fits between a cell's corner names."""
     widest = max(len(t) for row in texts for t in row)
     room = 2 * CORNER_INSET * cell_w - 2 * (CORNER_BOX_PX + 2)  # the names start just inside the cell's edges
-    return next((size for size in range(VALUE_FONT_PX, MIN_FONT_PX, -1)
-                 if text_box_px("0" * widest, size)[0] <= room), MIN_FONT_PX)
+    return fitting_font(widest, room) or MIN_FONT_PX
 
 
 def bilinear_grid_figure(grid: np.ndarray, step: ip.BilinearStep, title: str,

@@ -13,7 +13,7 @@ import pytest
 
 from segdemo import i18n
 from test_browser import STEP_TIMEOUT_MS, assert_no_exception, browser, choose_language, server, shots  # noqa: F401
-from test_surface_browser import MAIN, VIEWPORT, settle_long
+from test_surface_browser import MAIN, VIEWPORT, open_page, settle_long
 
 # Each page's first result (a computed picture, figure or table, not its introduction), as the
 # first *displayed* match of a selector in the main area. Home computes nothing: its first
@@ -80,13 +80,7 @@ def test_first_result_in_view_and_tables_read_clean(server: str, browser, shots:
         for lang in ("ko", "en"):
             for name in list(FIRST_RESULT) + ["Segment", "Evaluate"]:
                 label = f"{name or 'Home'} ({lang})"
-                page.goto(f"{server}/{name}")
-                page.wait_for_selector('[data-testid="stApp"]')
-                settle_long(page)
-                if lang == "en":  # a page load is a new session: Korean again
-                    choose_language(page, "en")
-                    settle_long(page)
-                page.wait_for_timeout(800)  # charts and tables lay out after the run ends
+                open_page(page, server, name, lang, layout_ms=800)
                 assert_no_exception(page, label)
                 found = page.evaluate(TABLES_JS)
                 if found:

@@ -65,6 +65,17 @@ def settle_long(page, timeout_s: float = 400) -> None:  # noqa: ANN001
                 raise
 
 
+def open_page(page, server: str, name: str, lang: str, layout_ms: int = 500) -> None:  # noqa: ANN001
+    """Open page ``name`` ("" = Home) in ``lang`` and wait until its run ended and it laid out."""
+    page.goto(f"{server}/{name}")
+    page.wait_for_selector('[data-testid="stApp"]')
+    settle_long(page)
+    if lang == "en":  # a page load is a new session: Korean again
+        choose_language(page, "en")
+        settle_long(page)
+    page.wait_for_timeout(layout_ms)  # charts and tables lay out after the run ends
+
+
 def overflow(page) -> list[str]:  # noqa: ANN001
     """What sticks out of the main area or hides behind a scroller (empty: everything fits)."""
     return page.evaluate(OVERFLOW_JS)
@@ -170,13 +181,7 @@ def test_nothing_is_wider_than_the_main_area_on_any_page(server: str, browser, s
     try:
         for lang in ("ko", "en"):
             for name in _pages():
-                page.goto(f"{server}/{name}")
-                page.wait_for_selector('[data-testid="stApp"]')
-                settle_long(page)
-                if lang == "en":  # a page load is a new session: Korean again
-                    choose_language(page, "en")
-                    settle_long(page)
-                page.wait_for_timeout(500)  # charts and tables lay out after the run ends
+                open_page(page, server, name, lang)
                 assert_no_exception(page, f"{name or 'Home'} ({lang})")
                 page.screenshot(path=shots / f"fit_{name or 'Home'}_{lang}.png")
                 found = overflow(page) if name not in KNOWN_WIDE else []
